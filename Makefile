@@ -1,0 +1,87 @@
+# sendgate — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export SENDGATE_VAR ?= /tmp/sendgate
+export KAFKA_PORT ?= 19092
+export KAFKA_CONTROLLER_PORT ?= 19093
+export REDIS_PORT ?= 16379
+export SENDGATE_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT)
+export SENDGATE_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11+"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: setup
+setup: $(VENV)/.installed ## create .venv and install sendgate with its dev tools (idempotent)
+
+.PHONY: lint
+lint: setup ## ruff + strict mypy on streams/
+	$(VENV)/bin/ruff check streams tests bench
+	$(VENV)/bin/mypy streams
+
+.PHONY: kafka-up
+kafka-up: ## start the local KRaft Kafka 4.0.2 broker (idempotent)
+	bash infra/kafka/kafka.sh up
+
+.PHONY: kafka-down
+kafka-down: ## stop the local Kafka broker
+	bash infra/kafka/kafka.sh down
+
+.PHONY: redis-up
+redis-up: ## use the configured Redis, or start a private redis-server (idempotent)
+	bash infra/redis/redis.sh up
+
+.PHONY: redis-down
+redis-down: ## stop the private redis-server (if we started it)
+	bash infra/redis/redis.sh down
+
+.PHONY: services
+services: kafka-up redis-up
+
+.PHONY: topics
+topics: setup services ## create the catalogue's topics (idempotent)
+	$(VENV)/bin/sendgate topics create
+
+.PHONY: test-unit
+test-unit: setup ## unit, property and scenario tests (no services)
+	$(PY) -m pytest -q tests/unit tests/scenarios
+
+.PHONY: test
+test: setup lint services ## everything: lint, unit, scenarios, integration and chaos on real Kafka + Redis
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+.PHONY: run
+run: setup services topics ## Kafka + Redis + topics + worker + demo feed with a live tally (Ctrl-C stops)
+	SENDGATE_DEV_MODE=$${SENDGATE_DEV_MODE:-1} $(VENV)/bin/sendgate demo
+
+.PHONY: bench-core
+bench-core: setup ## pure-core benchmark: folds/s and decisions/s on one core
+	$(PY) bench/bench_core.py
+
+.PHONY: bench
+bench: setup services topics ## end-to-end benchmark against the broker and Python ceilings
+	$(PY) bench/bench_e2e.py
+
+.PHONY: soak
+soak: setup services ## long chaos soak (not part of make test)
+	SENDGATE_SOAK=1 $(PY) -m pytest -q tests/chaos -m soak
+
+.PHONY: down
+down: kafka-down redis-down ## stop local services
+
+.PHONY: clean
+clean: ## remove local state (venv kept)
+	rm -rf $(SENDGATE_VAR)

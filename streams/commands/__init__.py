@@ -1,0 +1,1 @@
+"""Subcommands of `sendgate`; each module defines `register(parser)` and `run(args) -> int`."""

@@ -1,0 +1,68 @@
+"""Settings from the environment (non-negotiable 5: secrets never in the repo)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = REPO_ROOT / "schemas"
+DEFAULT_SCENARIO_DIR = REPO_ROOT.parent / "shared" / "scenarios"
+
+
+class MissingSecret(RuntimeError):
+    """The HMAC key for contact keys is not configured."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str
+    redis_url: str
+    schema_registry_url: str | None
+    partitions: int
+    data_dir: Path
+    app_id: str
+    processing_guarantee: str
+    web_port: int
+    api_token: str | None
+    policy_file: Path | None
+
+    @staticmethod
+    def from_env() -> Settings:
+        env = os.environ
+        var = Path(env.get("SENDGATE_VAR", "/tmp/sendgate"))
+        policy = env.get("SENDGATE_POLICY_FILE")
+        return Settings(
+            kafka_bootstrap=env.get(
+                "SENDGATE_KAFKA_BOOTSTRAP", f"127.0.0.1:{env.get('KAFKA_PORT', '19092')}"
+            ),
+            redis_url=env.get(
+                "SENDGATE_REDIS_URL", f"redis://127.0.0.1:{env.get('REDIS_PORT', '16379')}/0"
+            ),
+            schema_registry_url=env.get("SENDGATE_SCHEMA_REGISTRY_URL") or None,
+            partitions=int(env.get("SENDGATE_PARTITIONS", "12")),
+            data_dir=Path(env.get("SENDGATE_DATA_DIR", str(var / "worker"))),
+            app_id=env.get("SENDGATE_APP_ID", "sendgate"),
+            processing_guarantee=env.get("SENDGATE_PROCESSING_GUARANTEE", "at_least_once"),
+            web_port=int(env.get("SENDGATE_WEB_PORT", "6066")),
+            api_token=env.get("SENDGATE_API_TOKEN") or None,
+            policy_file=Path(policy) if policy else None,
+        )
+
+
+def hmac_key(*, allow_test_default: bool = False) -> bytes:
+    """The contact-key secret (contract §1: stored keys are keyed hashes).
+
+    `SENDGATE_HMAC_KEY` must be set outside tests; tests and the local demo opt in to
+    a fixed, clearly non-secret development key.
+    """
+    value = os.environ.get("SENDGATE_HMAC_KEY")
+    if value:
+        return value.encode("utf-8")
+    if allow_test_default or os.environ.get("SENDGATE_DEV_MODE") == "1":
+        return b"sendgate-dev-key-not-secret"
+    raise MissingSecret(
+        "SENDGATE_HMAC_KEY is not set: contact keys are HMAC-SHA256 and need a secret "
+        "(export SENDGATE_HMAC_KEY=..., or SENDGATE_DEV_MODE=1 for local development)"
+    )
