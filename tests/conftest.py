@@ -1,0 +1,3 @@
+"""Root conftest: service fixtures (Kafka, Redis) for every test folder live in services.py."""
+
+pytest_plugins = ["services"]
