@@ -59,8 +59,13 @@ topics: setup services ## create the catalogue's topics (idempotent)
 test-unit: setup ## unit, property and scenario tests (no services)
 	$(PY) -m pytest -q tests/unit tests/scenarios
 
+.PHONY: browser
+browser: ## headless Chromium for the HTML report test (Debian package chromium)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium; }
+
 .PHONY: test
-test: setup lint services ## everything: lint, unit, scenarios, integration and chaos on real Kafka + Redis
+test: setup lint services browser ## everything: lint, unit, scenarios, integration and chaos on real Kafka + Redis
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 .PHONY: run
@@ -74,6 +79,14 @@ bench-core: setup ## pure-core benchmark: folds/s and decisions/s on one core
 .PHONY: bench
 bench: setup services topics ## end-to-end benchmark against the broker and Python ceilings
 	$(PY) bench/bench_e2e.py
+
+.PHONY: bench-audit
+bench-audit: setup services topics ## replay speed of sendgate audit
+	$(PY) bench/bench_audit.py --kafka
+
+.PHONY: bench-status
+bench-status: setup services ## status lookup latency from Redis
+	$(PY) bench/bench_status.py
 
 .PHONY: soak
 soak: setup services ## long chaos soak (not part of make test)

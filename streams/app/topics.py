@@ -95,6 +95,11 @@ class TopicSpec:
         cfg = {"cleanup.policy": str(self.cleanup_policy), "retention.ms": str(self.retention_ms)}
         if self.max_message_bytes is not None:
             cfg["max.message.bytes"] = str(self.max_message_bytes)
+        if self.role is TopicRole.INPUT:
+            # arrival order at the broker, not producer clocks: what the worker saw, and
+            # what `sendgate audit` replays by; also immune to old producer timestamps
+            # being deleted by time-based retention at once
+            cfg["message.timestamp.type"] = "LogAppendTime"
         return cfg
 
 
