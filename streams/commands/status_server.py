@@ -1,0 +1,62 @@
+"""`sendgate status-server`: serve status lookups over HTTP (POST /v1/status).
+
+Needs SENDGATE_API_TOKEN (Bearer token of every lookup) and SENDGATE_HMAC_KEY (to hash
+contacts as the worker does). Binds 127.0.0.1 by default; put TLS in front of it when
+exposing it. Access logs show method, path and status only: the contact travels in the
+POST body and is never logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = __doc__
+    p.add_argument("--host", default=os.environ.get("SENDGATE_STATUS_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int,
+                   default=int(os.environ.get("SENDGATE_STATUS_PORT", "8088")))
+    p.add_argument("--redis-url", default=None, help="default $SENDGATE_REDIS_URL")
+    p.add_argument("--namespace", default=os.environ.get("SENDGATE_VIEW_NAMESPACE"),
+                   help="Redis key prefix (default sg:view:)")
+    p.add_argument("--loglevel", default=os.environ.get("SENDGATE_LOGLEVEL", "warning"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from streams.app.http import make_status_app
+    from streams.app.view import DEFAULT_NAMESPACE, StatusView
+    from streams.config import MissingSecret, Settings, hmac_key
+
+    logging.basicConfig(level=args.loglevel.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    if not settings.api_token:
+        print("sendgate status-server: SENDGATE_API_TOKEN is not set (lookups need a token)",
+              file=sys.stderr)
+        return 2
+    try:
+        secret = hmac_key()
+    except MissingSecret as exc:
+        print(f"sendgate status-server: {exc}", file=sys.stderr)
+        return 2
+
+    async def build() -> web.Application:
+        view = StatusView(args.redis_url or settings.redis_url,
+                          namespace=args.namespace or DEFAULT_NAMESPACE)
+        app = make_status_app(view, secret, settings.api_token or "")
+
+        async def close_view(_: web.Application) -> None:
+            await view.aclose(flush_timeout=0)
+
+        app.on_cleanup.append(close_view)
+        return app
+
+    web.run_app(build(), host=args.host, port=args.port,
+                access_log_format='%a %t "%r" %s %b %Tfs', print=None)
+    return 0

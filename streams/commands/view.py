@@ -1,0 +1,221 @@
+"""`sendgate view rebuild`: rebuild the Redis status view from the changelog topic.
+
+The view is a projection (streams/app/view.py); its source of truth is the contact-state
+table, whose changelog topic `{prefix}{app_id}-contact-state-changelog` holds every
+state. The rebuild reads Kafka, not a worker's RocksDB, so it works with no worker
+running and on any machine: every partition from the beginning up to the high watermark
+seen at start, the last value per key wins, a tombstone deletes the key. Views of keys
+absent from the changelog are deleted (unless --keep-orphans), then the "stale" flag is
+cleared.
+
+Run it after a Redis that lost its data, or when lookups report `view_stale`. With the
+worker running, a key updated during the rebuild may be written back one state old for
+a moment; its next event corrects it (stop the worker for an exact rebuild).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger("sendgate.view")
+
+STATE_TABLE = "contact-state"
+
+
+def changelog_topic(app_id: str, topic_prefix: str = "") -> str:
+    """The faust changelog topic of the contact-state table (app id = prefix + app_id)."""
+    return f"{topic_prefix}{app_id}-{STATE_TABLE}-changelog"
+
+
+class TopicMissing(RuntimeError):
+    """The topic does not exist on the broker."""
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    value: bytes | None
+    partition: int
+    offset: int
+
+
+def scan_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    only_key: bytes | None = None,
+    idle_timeout: float = 15.0,
+) -> Iterator[tuple[int, int, bytes, bytes | None]]:
+    """(partition, offset, key, value) of every keyed record, partition after partition,
+    from the beginning up to the high watermark seen when the partition is reached.
+    `only_key` keeps only that key (the export of one contact)."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"sendgate-view-reader-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "enable.partition.eof": False,
+    })
+    try:
+        meta = consumer.list_topics(topic, timeout=15)
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+            raise TopicMissing(f"topic {topic} not found on {bootstrap}")
+        for partition in sorted(tmeta.partitions):
+            tp = TopicPartition(topic, partition)
+            low, high = consumer.get_watermark_offsets(tp, timeout=15)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            last_progress = time.monotonic()
+            while True:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    pos = consumer.position([tp])[0].offset
+                    if pos >= high:  # only transaction markers were left
+                        break
+                    if time.monotonic() - last_progress > idle_timeout:
+                        raise TimeoutError(f"{topic}[{partition}] stalled at {pos} < {high}")
+                    continue
+                if msg.error():
+                    raise KafkaException(msg.error())
+                last_progress = time.monotonic()
+                key = msg.key()
+                offset = int(msg.offset() or 0)
+                if key is not None and (only_key is None or key == only_key):
+                    yield partition, offset, key, msg.value()
+                if offset >= high - 1:
+                    break
+            consumer.unassign()
+    finally:
+        consumer.close()
+
+
+def read_latest(
+    bootstrap: str, topic: str, *, only_key: bytes | None = None
+) -> Iterator[tuple[int, dict[bytes, Latest]]]:
+    """Per partition, the last record per key (value None = tombstone): a compacted
+    topic's content. One partition's keys are in memory at a time (keys are
+    co-partitioned, so a key never spans partitions)."""
+    current: int | None = None
+    latest: dict[bytes, Latest] = {}
+    for partition, offset, key, value in scan_topic(bootstrap, topic, only_key=only_key):
+        if partition != current:
+            if current is not None:
+                yield current, latest
+            current, latest = partition, {}
+        latest[key] = Latest(value, partition, offset)
+    if current is not None:
+        yield current, latest
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="view_command", required=True, metavar="ACTION")
+    r = sub.add_parser(
+        "rebuild", help="rebuild the view from the changelog topic",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("--topic-prefix", default=os.environ.get("SENDGATE_TOPIC_PREFIX", ""),
+                   help="prefix of every topic name (as given to the worker)")
+    r.add_argument("--app-id", default=None, help="faust app id (default $SENDGATE_APP_ID)")
+    r.add_argument("--topic", default=None, help="changelog topic (overrides prefix/app id)")
+    r.add_argument("--redis-url", default=None, help="default $SENDGATE_REDIS_URL")
+    r.add_argument("--namespace", default=None, help="Redis key prefix (default sg:view:)")
+    r.add_argument("--as-of", default=None,
+                   help="RFC 3339 instant to evaluate at (default: each state's latest "
+                        "event time, as the worker does)")
+    r.add_argument("--keep-orphans", action="store_true",
+                   help="keep views of keys that the changelog no longer has")
+    r.add_argument("--dry-run", action="store_true", help="read and count, write nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = asyncio.run(rebuild(args))
+    except TopicMissing as exc:
+        print(f"sendgate view rebuild: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"sendgate view rebuild: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    return 1 if summary["unreadable"] else 0
+
+
+async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
+    from streams.app.view import DEFAULT_NAMESPACE, StatusView, state_event_time
+    from streams.config import Settings
+    from streams.core.engine import load_state
+    from streams.core.eventtime import parse_rfc3339
+    from streams.core.policy import PolicyBook, load_policy_book
+
+    settings = Settings.from_env()
+    topic = args.topic or changelog_topic(args.app_id or settings.app_id, args.topic_prefix)
+    policies = (
+        load_policy_book(settings.policy_file) if settings.policy_file else PolicyBook.default()
+    )
+    fixed_as_of: datetime | None = parse_rfc3339(args.as_of) if args.as_of else None
+    view = StatusView(
+        args.redis_url or settings.redis_url,
+        policies=policies,
+        namespace=args.namespace or DEFAULT_NAMESPACE,
+    )
+    started = time.monotonic()
+    live: set[str] = set()
+    written = tombstones = failed = 0
+    try:
+        for _partition, latest in read_latest(settings.kafka_bootstrap, topic):
+            items = []
+            for raw_key, rec in latest.items():
+                ckey = raw_key.decode()
+                if rec.value is None:
+                    tombstones += 1
+                    continue
+                try:
+                    state = load_state(json.loads(rec.value))
+                except Exception as exc:
+                    failed += 1
+                    log.error("unreadable state at %s[%d]@%d: %s", topic, rec.partition,
+                              rec.offset, type(exc).__name__)
+                    continue
+                live.add(ckey)
+                as_of = fixed_as_of or state_event_time(state) or datetime.now().astimezone()
+                tenant = await view.tenant_of(ckey, state)
+                items.append((ckey, state, tenant, as_of))
+            if not args.dry_run and items:
+                written += await view.write_now(items)
+        orphans = 0
+        if not args.keep_orphans:
+            stale_keys = [k for k in await view.scan_contact_keys() if k not in live]
+            orphans = len(stale_keys)
+            if not args.dry_run:
+                await view.delete(stale_keys)
+        if not args.dry_run and failed == 0:
+            await view.mark_rebuilt()
+    finally:
+        await view.aclose(flush_timeout=0)
+    return {
+        "topic": topic,
+        "contacts": len(live),
+        "written": written,
+        "tombstoned": tombstones,
+        "orphans_deleted": 0 if args.dry_run else orphans,
+        "unreadable": failed,
+        "seconds": round(time.monotonic() - started, 3),
+        "dry_run": bool(args.dry_run),
+    }
