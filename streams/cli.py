@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "replay input topics and re-audit the emitted decisions"),
     "view": ("view", "Redis status view maintenance (rebuild)"),
     "status": ("status", "may we send this contact marketing now, and why?"),
+    "status-server": ("status_server", "serve status lookups over HTTP (POST /v1/status)"),
     "export": ("export", "GDPR access report for one contact (R-DSR-1)"),
 }
 

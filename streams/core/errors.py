@@ -23,6 +23,7 @@ class Rejection(StrEnum):
     WRONG_KEY = "wrong_key"
     WRONG_TOPIC = "wrong_topic"
     BAD_JSON = "bad_json"
+    PROCESSING_ERROR = "processing_error"
 
 
 class RejectedRecord(Exception):

@@ -1,0 +1,314 @@
+"""The imperative shell around the core, free of faust so it can be tested and benched.
+
+Two steps, mirroring the two agents of the stream job:
+
+* `Ingestor.ingest` turns one input record (bytes) into either forwarded records on the
+  internal topic, re-keyed by contact key (one per contact point: an order's contacts, an
+  unsubscribe's `linked_contacts`), or exactly one dead letter (non-negotiable 4).
+* `Gate.process` folds one forwarded record into the contact's state with the pure
+  core (`streams.core.engine.step`) and turns the decisions into output records.
+
+No raw contact value leaves through the blocked or revoked topics, the state or the
+dead-letter *reason*; only `sends.approved` carries the (normalised) contact for the ESP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.app import topics as T
+from streams.core.engine import (
+    ContactState,
+    StepResult,
+    contact_points,
+    dump_state,
+    load_state,
+    step,
+)
+from streams.core.errors import ContractError, DecodeError, RejectedRecord, Rejection
+from streams.core.keys import contact_key, input_key
+from streams.core.model import ContactPoint, Decision, Event, SendRequest
+from streams.core.parse import decision_to_dict, parse_event
+from streams.core.policy import PolicyBook
+
+Headers = list[tuple[str, bytes]]
+
+H_CONTACT_INDEX = "sg-contact-index"
+H_SOURCE = "sg-source"
+H_EVENT_TYPE = "sg-event-type"
+H_TRACEPARENT = "traceparent"
+H_TRACESTATE = "tracestate"
+PASSTHROUGH_HEADERS = (H_TRACEPARENT, H_TRACESTATE)
+
+MAX_PAYLOAD_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    forwards: tuple[OutRecord, ...]
+    dead_letter: OutRecord | None
+    rejection: RejectedRecord | None
+    event_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GateOutcome:
+    state: ContactState
+    outputs: tuple[OutRecord, ...]
+    decisions: tuple[Decision, ...]
+    duplicate: bool
+    event: Event
+    contact: ContactPoint
+
+
+def headers_as_list(headers: Any) -> Headers:
+    """faust hands headers over as a mapping or a list of pairs; normalise to pairs."""
+    if not headers:
+        return []
+    items: Iterable[tuple[str, Any]] = headers.items() if isinstance(headers, Mapping) else headers
+    out: Headers = []
+    for k, v in items:
+        if v is None:
+            continue
+        out.append((str(k), v if isinstance(v, bytes) else str(v).encode()))
+    return out
+
+
+def message_headers(msg: Any) -> Headers:
+    """Headers of a confluent-kafka message as (str, bytes) pairs."""
+    return headers_as_list(msg.headers())
+
+
+def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
+    for k, v in headers:
+        if k == name:
+            return v
+    return None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ingestor:
+    """Decode, validate, check the key and fan out one input record (contract §1, §2, §4)."""
+
+    def __init__(
+        self,
+        codec: Any,
+        secret: bytes,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        max_payload: int = MAX_PAYLOAD_BYTES,
+        topic_prefix: str = "",
+    ) -> None:
+        self.codec = codec
+        self.secret = secret
+        self.clock = clock
+        self.max_payload = max_payload
+        self.prefix = topic_prefix
+        self.contact_events_topic = topic_prefix + T.CONTACT_EVENTS
+        self.dead_letter_topic = topic_prefix + T.DEAD_LETTER
+        self._expected = {
+            topic_prefix + name: record for name, record in T.INPUT_RECORDS.items()
+        }
+
+    def ingest(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any,
+    ) -> IngestOutcome:
+        hdrs = headers_as_list(headers)
+        try:
+            event = self._accept(topic, key, value)
+        except RejectedRecord as exc:
+            dl = self.dead_letter(topic, partition, offset, key, value, hdrs, exc)
+            return IngestOutcome((), dl, exc, None)
+        except Exception as exc:  # a codec or parser bug must not stop the worker
+            rejected = DecodeError(Rejection.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+            dl = self.dead_letter(topic, partition, offset, key, value, hdrs, rejected)
+            return IngestOutcome((), dl, rejected, None)
+        source = f"{topic}:{partition}:{offset}".encode()
+        passthrough = [(k, v) for k, v in hdrs if k in PASSTHROUGH_HEADERS]
+        etype = event.type.value if hasattr(event.type, "value") else str(event.type)
+        forwards = tuple(
+            OutRecord(
+                topic=self.contact_events_topic,
+                key=contact_key(self.secret, event.tenant, contact).encode(),
+                value=value or b"",
+                headers=[
+                    (H_CONTACT_INDEX, str(index).encode()),
+                    (H_SOURCE, source),
+                    (H_EVENT_TYPE, etype.encode()),
+                    *passthrough,
+                ],
+            )
+            for index, contact in enumerate(contact_points(event))
+        )
+        return IngestOutcome(forwards, None, None, etype)
+
+    def _accept(self, topic: str, key: bytes | None, value: bytes | None) -> Event:
+        expected = self._expected.get(topic)
+        if expected is None:
+            raise DecodeError(Rejection.WRONG_TOPIC, f"not an input topic: {topic}")
+        if value is None:
+            raise DecodeError(Rejection.TRUNCATED, "record has no value (tombstone)")
+        if len(value) > self.max_payload:
+            raise DecodeError(
+                Rejection.OVERSIZE, f"{len(value)} bytes > limit {self.max_payload}"
+            )
+        _, obj = self.codec.decode(value, expected)
+        event = parse_event(obj)
+        primary = contact_points(event)[0]
+        want = input_key(event.tenant, primary).encode()
+        if key != want:
+            raise ContractError(
+                Rejection.WRONG_KEY,
+                "record key must be tenant|contact type|normalised contact of the "
+                "primary contact point (see the topic catalogue)",
+                "key",
+            )
+        return event
+
+    def dead_letter(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        exc: RejectedRecord,
+    ) -> OutRecord:
+        record = {
+            "source_topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "reason": exc.reason.value,
+            "field": exc.field or None,
+            "message": exc.message[:2000],
+            "original_key": key,
+            "original_value": value or b"",
+            "headers": {k: v for k, v in headers},
+            "detected_at": self.clock(),
+        }
+        return OutRecord(
+            topic=self.dead_letter_topic,
+            key=key,
+            value=self.codec.encode(T.DEAD_LETTER_RECORD, record),
+            headers=[
+                ("sg-reason", exc.reason.value.encode()),
+                (H_SOURCE, f"{topic}:{partition}:{offset}".encode()),
+            ],
+        )
+
+
+def _decision_record(decision: Decision, decided_at: datetime) -> dict[str, Any]:
+    d = decision_to_dict(decision)
+    d["as_of"] = decision.as_of
+    d["decided_at"] = decided_at
+    return d
+
+
+class Gate:
+    """Fold one contact event and emit its decisions (contract §6, §7)."""
+
+    def __init__(
+        self,
+        codec: Any,
+        policies: PolicyBook,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        topic_prefix: str = "",
+    ) -> None:
+        self.codec = codec
+        self.policies = policies
+        self.clock = clock
+        self.approved_topic = topic_prefix + T.APPROVED
+        self.blocked_topic = topic_prefix + T.BLOCKED
+        self.revoked_topic = topic_prefix + T.REVOKED
+
+    def process(
+        self, state: ContactState | None, key: bytes, value: bytes, headers: Any
+    ) -> GateOutcome:
+        hdrs = headers_as_list(headers)
+        event_type = (header(hdrs, H_EVENT_TYPE) or b"").decode()
+        expected = T.RECORD_FOR_EVENT_TYPE.get(event_type)
+        _, obj = self.codec.decode(value, expected)
+        event = parse_event(obj)
+        index = int((header(hdrs, H_CONTACT_INDEX) or b"0").decode())
+        contact = contact_points(event)[index]
+        current = state if state is not None else ContactState.empty()
+        policy = self.policies.policy_for(event.tenant)
+        result: StepResult = step(current, event, policy, contact)
+        emitted: list[Decision] = list(result.decisions)
+        duplicate = result.duplicate is not None
+        if result.duplicate is not None:
+            emitted.append(result.duplicate)
+        passthrough = [(k, v) for k, v in hdrs if k in PASSTHROUGH_HEADERS]
+        outputs = tuple(
+            self.output_for(d, event, key, contact, passthrough) for d in emitted
+        )
+        return GateOutcome(result.state, outputs, tuple(emitted), duplicate, event, contact)
+
+    def output_for(
+        self,
+        decision: Decision,
+        event: Event,
+        key: bytes,
+        contact: Any,
+        passthrough: Headers,
+    ) -> OutRecord:
+        decided_at = decision.decided_at or self.clock()
+        record = _decision_record(decision, decided_at)
+        headers: Headers = [
+            ("sg-request-id", decision.request_id.encode()),
+            ("sg-decision", str(decision.decision).encode()),
+            *passthrough,
+        ]
+        if decision.revokes:
+            return OutRecord(
+                self.revoked_topic, key, self.codec.encode(T.DECISION_RECORD, record), headers
+            )
+        if str(decision.decision) == "ALLOW" and isinstance(event, SendRequest):
+            record.update(
+                contact={"type": str(contact.type), "value": contact.value},
+                dispatch_at=event.dispatch_at or event.occurred_at,
+                platform=event.platform,
+                campaign_id=event.campaign_id,
+                template_id=event.template_id,
+                declared_purpose=str(event.declared_purpose),
+                service_kind=None if event.service_kind is None else str(event.service_kind),
+            )
+            return OutRecord(
+                self.approved_topic, key, self.codec.encode(T.APPROVED_RECORD, record), headers
+            )
+        return OutRecord(
+            self.blocked_topic, key, self.codec.encode(T.DECISION_RECORD, record), headers
+        )
+
+
+def encode_state(state: ContactState) -> bytes:
+    return json.dumps(dump_state(state), separators=(",", ":")).encode()
+
+
+def decode_state(raw: bytes | None) -> ContactState | None:
+    if raw is None:
+        return None
+    return load_state(json.loads(raw))

@@ -1,0 +1,198 @@
+"""Traces and metrics for the stream job.
+
+Traces follow the OpenTelemetry messaging semantic conventions v1.27 (Kafka): one
+CONSUMER span `process <topic>` per contact event, continued from the W3C `traceparent`
+header of the input record, with the decision, reason code and channel as attributes
+— never the contact (non-negotiable 5). The span context is injected into every output
+record. Exporter: chosen by the standard OTEL_* variables (`OTEL_TRACES_EXPORTER=otlp`
+or `console`; default none).
+
+Metrics are Prometheus counters and histograms in a registry of our own, served by
+`serve_metrics()` on SENDGATE_METRICS_PORT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from streams.app.pipeline import GateOutcome, IngestOutcome, OutRecord, headers_as_list
+from streams.config import Settings
+
+log = logging.getLogger("sendgate.telemetry")
+
+SEMCONV_VERSION = "1.27.0"
+
+
+class _HeaderGetter(Getter[Sequence[tuple[str, bytes]]]):
+    def get(self, carrier: Sequence[tuple[str, bytes]], key: str) -> list[str] | None:
+        values = [v.decode("latin-1") for k, v in carrier if k.lower() == key.lower()]
+        return values or None
+
+    def keys(self, carrier: Sequence[tuple[str, bytes]]) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+class _HeaderSetter(Setter[list[tuple[str, bytes]]]):
+    def set(self, carrier: list[tuple[str, bytes]], key: str, value: str) -> None:
+        carrier[:] = [(k, v) for k, v in carrier if k != key]
+        carrier.append((key, value.encode("latin-1")))
+
+
+GETTER = _HeaderGetter()
+SETTER = _HeaderSetter()
+
+
+class Metrics:
+    """The Prometheus series of the worker (issue 5 §5)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter(
+            "sendgate_decisions", "Decisions emitted",
+            ["decision", "reason_code", "channel"], registry=r,
+        )
+        self.revocations = Counter(
+            "sendgate_revocations", "Revoking decisions emitted (R-OBJECT-3)", registry=r
+        )
+        self.duplicates = Counter(
+            "sendgate_duplicate_requests",
+            "Send requests already decided (decision re-emitted, not re-decided)",
+            registry=r,
+        )
+        self.latency = Histogram(
+            "sendgate_decision_latency_seconds",
+            "Request event time (occurred_at) to decision, wall clock",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "sendgate_dead_letters", "Records sent to the dead-letter topic", ["reason"],
+            registry=r,
+        )
+        self.events = Counter(
+            "sendgate_events", "Input records consumed", ["topic"], registry=r
+        )
+        self.contact_events = Counter(
+            "sendgate_contact_events", "Contact events folded", ["event_type"], registry=r
+        )
+        self.lag = Gauge(
+            "sendgate_consumer_lag", "Records behind the log end", ["topic", "partition"],
+            registry=r,
+        )
+
+
+def _tracer_provider(service: str) -> TracerProvider | None:
+    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    if exporter_name in ("", "none"):
+        return None
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    processor: SpanProcessor
+    if exporter_name == "console":
+        processor = BatchSpanProcessor(ConsoleSpanExporter())
+    elif exporter_name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        processor = BatchSpanProcessor(OTLPSpanExporter())
+    else:
+        log.warning("unknown OTEL_TRACES_EXPORTER=%s, tracing disabled", exporter_name)
+        return None
+    provider.add_span_processor(processor)
+    return provider
+
+
+class Telemetry:
+    def __init__(
+        self,
+        metrics: Metrics | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.metrics = metrics or Metrics()
+        provider = tracer_provider or trace.get_tracer_provider()
+        self.tracer = provider.get_tracer("sendgate", schema_url=(
+            f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
+        ))
+
+    @staticmethod
+    def from_env(settings: Settings) -> Telemetry:
+        provider = _tracer_provider(os.environ.get("OTEL_SERVICE_NAME", settings.app_id))
+        if provider is not None:
+            trace.set_tracer_provider(provider)
+        return Telemetry(tracer_provider=provider)
+
+    def serve_metrics(self, port: int) -> None:
+        start_http_server(port, addr="127.0.0.1", registry=self.metrics.registry)
+
+    def on_ingest(self, topic: str, outcome: IngestOutcome) -> None:
+        self.metrics.events.labels(topic=topic).inc()
+        if outcome.rejection is not None:
+            self.metrics.dead_letters.labels(reason=outcome.rejection.reason.value).inc()
+
+    @contextlib.contextmanager
+    def decision_span(self, msg: Any) -> Iterator[Any]:
+        carrier = headers_as_list(getattr(msg, "headers", None))
+        ctx = propagate.extract(carrier, getter=GETTER)
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": str(getattr(msg, "topic", "")),
+            "messaging.destination.partition.id": str(getattr(msg, "partition", "")),
+            "messaging.kafka.offset": int(getattr(msg, "offset", -1) or -1),
+        }
+        with self.tracer.start_as_current_span(
+            f"process {attributes['messaging.destination.name']}",
+            context=ctx,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        ) as span:
+            yield span
+
+    def on_gate(self, outcome: GateOutcome, span: Any, msg: Any) -> None:
+        etype = str(getattr(outcome.event.type, "value", outcome.event.type))
+        self.metrics.contact_events.labels(event_type=etype).inc()
+        if outcome.duplicate:
+            self.metrics.duplicates.inc()
+            if span is not None:
+                span.set_attribute("sendgate.duplicate", True)
+        now = datetime.now(UTC)
+        for d in outcome.decisions:
+            if outcome.duplicate and d is outcome.decisions[-1]:
+                continue
+            decision = str(getattr(d.decision, "value", d.decision))
+            reason = str(getattr(d.reason_code, "value", d.reason_code))
+            channel = str(getattr(d.channel, "value", d.channel))
+            self.metrics.decisions.labels(
+                decision=decision, reason_code=reason, channel=channel
+            ).inc()
+            if d.revokes:
+                self.metrics.revocations.inc()
+            else:
+                self.metrics.latency.observe(max(0.0, (now - d.as_of).total_seconds()))
+            if span is not None:
+                span.set_attribute("sendgate.decision", decision)
+                span.set_attribute("sendgate.reason_code", reason)
+                span.set_attribute("sendgate.channel", channel)
+                span.set_attribute("sendgate.request_id", d.request_id)
+                span.set_attribute("sendgate.revokes", bool(d.revokes))
+                if decision == "BLOCK":
+                    span.set_status(Status(StatusCode.OK))
+
+    def inject(self, rec: OutRecord, span: Any) -> OutRecord:
+        headers = [(k, v) for k, v in rec.headers if k not in ("traceparent", "tracestate")]
+        ctx = trace.set_span_in_context(span) if span is not None else None
+        propagate.inject(headers, context=ctx, setter=SETTER)
+        return OutRecord(rec.topic, rec.key, rec.value, headers)

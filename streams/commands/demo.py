@@ -1,0 +1,161 @@
+"""`sendgate demo`: worker + demo feed + live tally of decisions by reason, until Ctrl-C.
+
+The feed is the 110 shared scenarios, each under its own tenant suffixed with a run id
+(so a second run is not ignored as a replay), published in file order, followed by
+generated shop traffic (streams.workload) at `--rate` events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenarios", type=Path, default=None,
+                   help="folder of scenario JSONL files (default ../shared/scenarios)")
+    p.add_argument("--rate", type=float, default=200.0, help="generated events per second")
+    p.add_argument("--duration", type=float, default=0.0,
+                   help="stop after this many seconds (0 = until Ctrl-C)")
+    p.add_argument("--contacts", type=int, default=20_000)
+    p.add_argument("--no-worker", action="store_true", help="use an already running worker")
+
+
+class Tally:
+    """Counts the output topics by decision and reason code, in a background thread."""
+
+    def __init__(self, bootstrap: str, codec: Any, prefix: str = "") -> None:
+        from confluent_kafka import Consumer
+
+        from streams.app import topics as T
+        from streams.app.feeder import assign_at_end
+
+        self.codec = codec
+        self.counts: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": f"demo-tally-{time.time_ns()}",
+            "enable.auto.commit": False,
+        })
+        self.topics = {prefix + T.APPROVED: "approved", prefix + T.BLOCKED: "blocked",
+                       prefix + T.REVOKED: "revoked", prefix + T.DEAD_LETTER: "dead letters"}
+        assign_at_end(self.consumer, list(self.topics))
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from streams.app.pipeline import header, message_headers
+
+        while not self.stop.is_set():
+            for msg in self.consumer.consume(500, 0.2):
+                if msg.error():
+                    continue
+                kind = self.topics.get(str(msg.topic()), "?")
+                label = kind
+                if kind != "dead letters":
+                    _, rec = self.codec.decode(msg.value())
+                    label = f"{rec['decision']:5} {rec['reason_code']}"
+                else:
+                    reason = header(message_headers(msg), "sg-reason") or b"?"
+                    label = "DEAD  " + reason.decode()
+                with self.lock:
+                    self.kinds[kind] += 1
+                    self.counts[label] += 1
+        self.consumer.close()
+
+    def render(self, published: int, started: float) -> str:
+        with self.lock:
+            kinds, counts = dict(self.kinds), self.counts.most_common()
+        elapsed = max(time.monotonic() - started, 1e-9)
+        head = (f"published {published} events ({published / elapsed:,.0f}/s) | "
+                + " | ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+        rows = [f"  {n:>8}  {label}" for label, n in counts]
+        return "\n".join([head, *rows])
+
+
+def run(args: argparse.Namespace) -> int:
+    from streams.app.feeder import BarrierFeeder, Publisher, load_jsonl, retenant
+    from streams.app.supervisor import WorkerProcess, wait_group_ready
+    from streams.codecs.registry import get_codec
+    from streams.config import DEFAULT_SCENARIO_DIR, Settings
+    from streams.workload import Workload
+
+    settings = Settings.from_env()
+    codec = get_codec(settings)
+    run_id = time.strftime("%H%M%S")
+    var = Path(os.environ.get("SENDGATE_VAR", "/tmp/sendgate"))
+    worker = None
+    if not args.no_worker:
+        worker = WorkerProcess(
+            bootstrap=settings.kafka_bootstrap,
+            data_dir=var / "demo-worker",
+            log_path=var / "demo-worker.log",
+            env={"SENDGATE_DEV_MODE": os.environ.get("SENDGATE_DEV_MODE", "1")},
+            metrics_port=int(os.environ.get("SENDGATE_METRICS_PORT", "9466")),
+        ).start()
+        print(f"worker pid {worker.proc.pid if worker.proc else '?'}, log {worker.log_path}",
+              file=sys.stderr)
+        took = wait_group_ready(settings.kafka_bootstrap, worker.group_id, workers=[worker])
+        print(f"worker ready in {took:.1f}s; metrics on 127.0.0.1:{worker.metrics_port}",
+              file=sys.stderr)
+
+    tally = Tally(settings.kafka_bootstrap, codec)
+    started = time.monotonic()
+    published = 0
+    tty = sys.stdout.isatty()
+    last_print = 0.0
+
+    def show(final: bool = False) -> None:
+        nonlocal last_print
+        text = tally.render(published, started)
+        if tty and not final:
+            sys.stdout.write("\x1b[H\x1b[2J" + text + "\n(Ctrl-C to stop)\n")
+        else:
+            sys.stdout.write(text + "\n\n")
+        sys.stdout.flush()
+        last_print = time.monotonic()
+
+    try:
+        folder = args.scenarios or DEFAULT_SCENARIO_DIR
+        files = sorted(folder.glob("T*.jsonl"))
+        if files:
+            feeder = BarrierFeeder(settings.kafka_bootstrap, codec, timeout=120)
+            published += feeder.feed([retenant(load_jsonl(f), f"~{run_id}") for f in files])
+            feeder.close()
+            show()
+        publisher = Publisher(settings.kafka_bootstrap, codec)
+        workload = Workload(contacts=args.contacts, run_id=f"demo{run_id}")
+        interval = 1.0 / args.rate if args.rate > 0 else 0.0
+        next_at = time.monotonic()
+        for event in workload.events(10**12):
+            if args.duration and time.monotonic() - started > args.duration:
+                break
+            publisher.publish(event)
+            published += 1
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                publisher.producer.poll(0)
+                time.sleep(delay)
+            if time.monotonic() - last_print > (1.0 if tty else 5.0):
+                show()
+        publisher.flush()
+        time.sleep(2.0)
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr)
+    finally:
+        if worker is not None:
+            code = worker.stop()
+            print(f"worker stopped (exit {code})", file=sys.stderr)
+        tally.stop.set()
+        tally.thread.join(5)
+        show(final=True)
+    return 0

@@ -1,0 +1,45 @@
+"""`sendgate worker`: run the stream job (faust worker) until SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="RocksDB table dir (default $SENDGATE_DATA_DIR)")
+    p.add_argument("--web-port", type=int, help="faust web port (default $SENDGATE_WEB_PORT)")
+    p.add_argument(
+        "--metrics-port", type=int,
+        default=int(os.environ.get("SENDGATE_METRICS_PORT", "0")),
+        help="Prometheus endpoint port on 127.0.0.1 (0 = off)",
+    )
+    p.add_argument("--topic-prefix", default=os.environ.get("SENDGATE_TOPIC_PREFIX", ""),
+                   help="prefix of every topic name (tests, isolated replays)")
+    p.add_argument("--loglevel", default=os.environ.get("SENDGATE_LOGLEVEL", "warning"))
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app.faust_app import WorkerOptions, create_app
+    from streams.app.telemetry import Telemetry
+    from streams.config import Settings
+
+    settings = Settings.from_env()
+    telemetry = Telemetry.from_env(settings)
+    if args.metrics_port:
+        telemetry.serve_metrics(args.metrics_port)
+    app = create_app(
+        WorkerOptions(
+            settings=settings,
+            topic_prefix=args.topic_prefix,
+            data_dir=args.data_dir,
+            web_port=args.web_port,
+            telemetry=telemetry,
+        )
+    )
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0

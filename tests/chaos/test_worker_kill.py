@@ -1,0 +1,150 @@
+"""Issue 4 §6b/§6d/§6e: crashes, restarts and a broker outage lose nothing.
+
+The reference for "the right decisions" is the core fed with the gate's own input, the
+internal re-keyed topic, in partition order: after any crash the final decisions on the
+output topics must equal it, every request must have exactly one final decision, and a
+decision emitted twice (replay after a crash) must be identical to the first.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from streamkit import codec, comparable, make_topics, reference_decisions, running, worker
+
+from streams.app import topics as T
+from streams.app.feeder import Publisher
+from streams.app.observe import Observed, OutputReader
+from streams.config import REPO_ROOT
+from streams.workload import Workload
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def gate_input_in_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str, Any]]:
+    """Decoded records of the internal topic, partition by partition, in offset order."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ref-{time.time_ns()}",
+                         "enable.auto.commit": False})
+    topic = prefix + T.CONTACT_EVENTS
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    events: list[dict[str, Any]] = []
+    for p in sorted(parts):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if high <= low:
+            continue
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)])
+        while True:
+            msgs = consumer.consume(1000, 2.0)
+            for m in msgs:
+                if not m.error():
+                    _, rec = c.decode(m.value())
+                    events.append(rec)
+            if not msgs or msgs[-1].offset() >= high - 1:
+                break
+    consumer.close()
+    return events
+
+
+def assert_consistent(observed: Observed, requests: Iterable[str],
+                      reference: dict[str, dict[str, Any]]) -> None:
+    missing = [r for r in requests if r not in observed.decisions]
+    assert not missing, f"{len(missing)} requests without a decision, e.g. {missing[:3]}"
+    for rid, emitted in observed.decisions.items():
+        for revokes in (False, True):
+            versions = {repr(comparable(e.record)) for e in emitted
+                        if bool(e.record["revokes"]) is revokes}
+            assert len(versions) <= 1, f"{rid}: two different decisions {versions}"
+    diff = {rid: (comparable(observed.final(rid) or {}), comparable(ref))
+            for rid, ref in reference.items()
+            if comparable(observed.final(rid) or {}) != comparable(ref)}
+    assert not diff, (
+        f"{len(diff)} final decisions differ from the core, e.g. {next(iter(diff.items()))}"
+    )
+
+
+class Feed(threading.Thread):
+    def __init__(self, pub: Publisher, events: list[dict[str, Any]], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.pub, self.events, self.rate = pub, events, rate
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            start = time.monotonic()
+            for e in self.events:
+                self.pub.publish(e)
+                self.sent += 1
+                delay = start + self.sent / self.rate - time.monotonic()
+                if delay > 0:
+                    self.pub.producer.poll(0)
+                    time.sleep(delay)
+            self.pub.flush(120)
+        except BaseException as exc:
+            self.error = exc
+
+
+def _requests(events: list[dict[str, Any]]) -> set[str]:
+    return {e["request_id"] for e in events if e["type"] == "send_request"}
+
+
+def test_sigkill_one_of_two_workers_mid_stream(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    prefix = unique_name + "."
+    make_topics(kafka_bootstrap, prefix)
+    c = codec()
+    events = list(Workload(contacts=3000, tenants=3, run_id="kill").events(6000))
+    w1 = worker(kafka_bootstrap, prefix, tmp_path, "w1")
+    w2 = worker(kafka_bootstrap, prefix, tmp_path, "w2")
+    reader = OutputReader(kafka_bootstrap, c, topic_prefix=prefix)
+    with running([w1, w2], kafka_bootstrap, timeout=180):
+        feed = Feed(Publisher(kafka_bootstrap, c, topic_prefix=prefix), events, rate=600)
+        feed.start()
+        while feed.sent < len(events) // 3:
+            time.sleep(0.2)
+        w1.kill()
+        time.sleep(3)
+        w1.start()
+        feed.join(120)
+        assert feed.error is None and feed.sent == len(events)
+        observed = reader.wait_for_requests(_requests(events), timeout=300, settle=5.0)
+    reader.close()
+    reference = reference_decisions(gate_input_in_order(kafka_bootstrap, prefix, c))
+    assert_consistent(observed, _requests(events), reference)
+
+
+def test_broker_down_for_ten_seconds(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    prefix = unique_name + "."
+    make_topics(kafka_bootstrap, prefix)
+    c = codec()
+    events = list(Workload(contacts=2000, tenants=2, run_id="outage").events(3000))
+    kafka = ["bash", str(REPO_ROOT / "infra" / "kafka" / "kafka.sh")]
+    w = worker(kafka_bootstrap, prefix, tmp_path, "w")
+    with running([w], kafka_bootstrap):
+        feed = Feed(Publisher(kafka_bootstrap, c, topic_prefix=prefix), events, rate=300)
+        feed.start()
+        while feed.sent < len(events) // 3:
+            time.sleep(0.2)
+        subprocess.run([*kafka, "stop"], check=True, capture_output=True)
+        try:
+            time.sleep(10)
+        finally:
+            subprocess.run([*kafka, "up"], check=True, capture_output=True)
+        feed.join(300)
+        assert feed.error is None and feed.sent == len(events)
+        reader = OutputReader(kafka_bootstrap, c, topic_prefix=prefix)
+        observed = reader.wait_for_requests(_requests(events), timeout=300, settle=5.0)
+        reader.close()
+        assert w.alive(), "the worker must ride out a broker outage"
+    reference = reference_decisions(gate_input_in_order(kafka_bootstrap, prefix, c))
+    assert_consistent(observed, _requests(events), reference)
