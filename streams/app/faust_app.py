@@ -85,6 +85,7 @@ def create_app(opts: WorkerOptions) -> faust.App:
         broker_heartbeat_interval=2.0,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
+        worker_redirect_stdouts=False,
         table_standby_replicas=int(opts.extra.get("standby_replicas", 0)),
         **{k: v for k, v in opts.extra.items() if k != "standby_replicas"},
     )
