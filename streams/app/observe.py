@@ -80,8 +80,9 @@ class OutputReader:
                 if msg.error():
                     continue
                 got += 1
-                _, record = self.codec.decode(msg.value())
                 topic = str(msg.topic())
+                expected = T.DEAD_LETTER_RECORD if topic == self.dead_letter_topic else None
+                _, record = self.codec.decode(msg.value(), expected)
                 e = Emitted(topic, int(msg.partition() or 0), int(msg.offset() or 0), msg.key(),
                             record, message_headers(msg), msg.timestamp()[1])
                 if topic == self.dead_letter_topic:

@@ -282,6 +282,9 @@ def _classify_index_error(plan: _ReadPlan, body: bytes) -> tuple[Rejection, str]
             return Rejection.INVALID_VALUE, "union branch index out of range"
         if where == "read_enum":
             return Rejection.INVALID_ENUM, "enum symbol index out of range"
+    except EOFError:
+        # the C reader reports a read past the end of a cut body as an IndexError
+        return Rejection.TRUNCATED, "body ends early"
     except Exception:  # best-effort classification only: fall through
         pass
     return Rejection.INVALID_ENUM, "enum symbol (or union branch) index out of range"

@@ -61,7 +61,7 @@ class Tally:
                 kind = self.topics.get(str(msg.topic()), "?")
                 label = kind
                 if kind != "dead letters":
-                    _, rec = self.codec.decode(msg.value())
+                    _, rec = self.codec.decode(msg.value() or b"")
                     label = f"{rec['decision']:5} {rec['reason_code']}"
                 else:
                     reason = header(message_headers(msg), "sg-reason") or b"?"
