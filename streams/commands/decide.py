@@ -1,0 +1,69 @@
+"""`sendgate decide [FILE|-]`: decide the send requests of a JSONL event file (contract §9).
+
+Decisions go to stdout as JSONL, one per line, revocations included; rejected lines are
+reported on stderr (line number, field, reason) and make the exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", nargs="?", default="-", help="JSONL event file (default: standard input)"
+    )
+    parser.add_argument("--policy", metavar="FILE", help="policy TOML (default: contract §8)")
+    parser.add_argument(
+        "--dev-key",
+        action="store_true",
+        help="use the fixed development HMAC key when SENDGATE_HMAC_KEY is unset "
+        "(same as SENDGATE_DEV_MODE=1; never for real data)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    from datetime import UTC, datetime
+
+    from streams.config import MissingSecret, hmac_key
+    from streams.core.engine import DecisionEngine
+    from streams.core.jsonl import LineRejection, decide_lines
+    from streams.core.parse import decision_to_dict
+    from streams.core.policy import PolicyBook, PolicyError, load_policy_book
+
+    try:
+        secret = hmac_key(allow_test_default=args.dev_key)
+    except MissingSecret as exc:
+        print(f"sendgate decide: {exc}", file=sys.stderr)
+        return 2
+    policy_file = args.policy or os.environ.get("SENDGATE_POLICY_FILE")
+    try:
+        policies = load_policy_book(policy_file) if policy_file else PolicyBook()
+    except (OSError, PolicyError) as exc:
+        print(f"sendgate decide: policy: {exc}", file=sys.stderr)
+        return 2
+
+    engine = DecisionEngine(policies, secret)
+    rejected = 0
+    try:
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        print(f"sendgate decide: {exc}", file=sys.stderr)
+        return 2
+    with source:
+        for item in decide_lines(source, engine):
+            if isinstance(item, LineRejection):
+                rejected += 1
+                print(item.describe(), file=sys.stderr)
+                continue
+            out = decision_to_dict(item)
+            out["decided_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    if rejected:
+        print(f"sendgate decide: {rejected} line(s) rejected", file=sys.stderr)
+        return 1
+    return 0

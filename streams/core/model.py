@@ -1,0 +1,407 @@
+"""Typed, frozen model of the contract: the four input events, the decision, the policy-free
+per-contact state.
+
+Events keep their timestamps as written (aware, original offset) so that they round-trip;
+state facts keep UTC instants. State never holds a raw contact value (non-negotiable 5):
+it lives under a keyed hash of the contact point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from streams.core.enums import (
+    AddressType,
+    Channel,
+    ChannelFamily,
+    ConsentSource,
+    ContactType,
+    EventType,
+    LegalBasis,
+    Mechanism,
+    OptoutMethod,
+    OrderKind,
+    OrderStatus,
+    Outcome,
+    Purpose,
+    Reason,
+    RecipientKind,
+    Scope,
+    Sector,
+    ServiceKind,
+    SignupKind,
+    UnsubscribeKind,
+    UnsubscribeSource,
+)
+
+__all__ = [
+    "RULEBOOK_VERSION",
+    "AddressType",
+    "Channel",
+    "ChannelFamily",
+    "ConsentFact",
+    "ConsentSource",
+    "ContactFact",
+    "ContactPoint",
+    "ContactState",
+    "ContactType",
+    "Content",
+    "Decision",
+    "Event",
+    "EventType",
+    "LegalBasis",
+    "Mechanism",
+    "OpenApproval",
+    "OptoutMethod",
+    "Order",
+    "OrderFact",
+    "OrderKind",
+    "OrderStatus",
+    "Outcome",
+    "Purpose",
+    "Reason",
+    "Recipient",
+    "RecipientKind",
+    "Relation",
+    "Scope",
+    "Sector",
+    "SendRequest",
+    "Sender",
+    "ServiceKind",
+    "Signup",
+    "SignupConsent",
+    "SignupKind",
+    "SuppressionFact",
+    "TouchpointFact",
+    "Unsubscribe",
+    "UnsubscribeKind",
+    "UnsubscribeSource",
+]
+
+RULEBOOK_VERSION = "contract-1.3/rules-1"
+"""Stamped on every decision: contract v1.3 with revision 1 of this rule implementation."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPoint:
+    type: ContactType
+    value: str
+
+
+# --- input events (contract §2-§5) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFact:
+    contact: ContactPoint
+    obtained_at_sale: bool = True
+    optout_offered: bool = False
+    optout_method: OptoutMethod = OptoutMethod.NONE
+    optout_exercised: bool = False
+    informed_of_calls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    event_id: str
+    occurred_at: datetime
+    tenant: str
+    legal_entity: str
+    order_id: str
+    kind: OrderKind
+    status: OrderStatus
+    product_categories: tuple[str, ...]
+    contract_end_at: datetime | None
+    marketplace: str | None
+    contacts: tuple[ContactFact, ...]
+    paid_amount_cents: int = 0
+    recipient_kind: RecipientKind = RecipientKind.CONSUMER
+    address_type: AddressType = AddressType.DIRECT
+    sold_by_phone: bool = False
+    confirmed_in_writing: bool = False
+    type: ClassVar[EventType] = EventType.ORDER
+
+
+@dataclass(frozen=True, slots=True)
+class SignupConsent:
+    consent_id: str
+    channels: tuple[Channel, ...]
+    scope: tuple[Scope, ...]
+    product_categories: tuple[str, ...]
+    partners_named: tuple[str, ...]
+    platforms: tuple[str, ...]
+    named_legal_entity: str
+    mechanism: Mechanism
+    source: ConsentSource
+    wording_version: str | None
+    proof_ref: str | None
+    period_end: datetime | None
+    bundled_with_purchase: bool = False
+    given_by_subject: bool = True
+    parental_consent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Signup:
+    event_id: str
+    occurred_at: datetime
+    tenant: str
+    legal_entity: str
+    kind: SignupKind
+    contact: ContactPoint
+    subject_age: int | None
+    consent: SignupConsent | None = None
+    recipient_kind: RecipientKind = RecipientKind.CONSUMER
+    type: ClassVar[EventType] = EventType.SIGNUP
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """`channels` None = absent (every channel of each target contact's type, resolved when
+    folded); `["all"]` is parsed to every channel. `received_at` absent = `occurred_at`."""
+
+    event_id: str
+    occurred_at: datetime
+    tenant: str
+    legal_entity: str
+    kind: UnsubscribeKind
+    contact: ContactPoint
+    channels: tuple[Channel, ...] | None
+    source: UnsubscribeSource
+    consent_id: str | None
+    list_id: str | None
+    received_at: datetime
+    linked_contacts: tuple[ContactPoint, ...] = ()
+    type: ClassVar[EventType] = EventType.UNSUBSCRIBE
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    content_scope: Scope = Scope.OFFERS
+    has_promo: bool = False
+    promo_categories: tuple[str, ...] = ()
+    third_party_offer: str | None = None
+    is_consent_request: bool = False
+    is_review_request: bool = False
+    review_incentive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    display_name: str
+    has_identity_block: bool = False
+    has_unsubscribe: bool = False
+    unsubscribe_requires_login: bool = False
+    cli_withheld: bool = False
+    sector: Sector = Sector.OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    kind: RecipientKind = RecipientKind.CONSUMER
+    established_outside_eea: bool = False
+    address_published_for_purpose: bool = False
+    postfilter_registered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """`dispatch_at` is resolved at parse time (absent = `occurred_at`)."""
+
+    event_id: str
+    occurred_at: datetime
+    tenant: str
+    legal_entity: str
+    request_id: str
+    contact: ContactPoint
+    channel: Channel
+    declared_purpose: Purpose
+    service_kind: ServiceKind | None
+    relates_to_order_id: str | None
+    content: Content
+    sender: Sender
+    recipient: Recipient
+    platform: str | None
+    dispatch_at: datetime
+    campaign_id: str | None
+    template_id: str | None
+    requested_by_recipient: bool = False
+    type: ClassVar[EventType] = EventType.SEND_REQUEST
+
+
+Event = Order | Signup | Unsubscribe | SendRequest
+
+
+# --- decision (contract §6) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """`decided_at` is stamped by the shell at output; the core leaves it None."""
+
+    request_id: str
+    tenant: str
+    legal_entity: str
+    channel: Channel
+    decision: Outcome
+    reason_code: Reason
+    legal_basis: LegalBasis
+    rule_ids: tuple[str, ...]
+    evidence: tuple[str, ...]
+    rulebook_version: str
+    as_of: datetime
+    decided_at: datetime | None = None
+    revokes: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision is Outcome.ALLOW
+
+
+# --- per-contact state -------------------------------------------------------------------
+
+
+class Relation(StrEnum):
+    """What a paid order gives (contract §2): a customer relation, a donor relation."""
+
+    CUSTOMER = "customer"
+    DONOR = "donor"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFact:
+    """The latest record of one order as it concerns this contact (contract §2).
+
+    `relation_end` is the end the relation's age is measured from; None with a relation
+    means a current subscription (age 0). `first_paid_at` survives replacements.
+    """
+
+    order_id: str
+    legal_entity: str
+    event_id: str
+    occurred_at: datetime
+    kind: OrderKind
+    status: OrderStatus
+    paid_amount_cents: int
+    product_categories: frozenset[str]
+    contract_end_at: datetime | None
+    first_paid_at: datetime | None
+    paid_event_id: str | None
+    recipient_kind: RecipientKind
+    address_type: AddressType
+    sold_by_phone: bool
+    confirmed_in_writing: bool
+    obtained_at_sale: bool
+    optout_offered: bool
+    optout_method: OptoutMethod
+    optout_exercised: bool
+    informed_of_calls: bool
+    relation: Relation | None
+    relation_end: datetime | None
+    optout_valid: bool
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        if self.paid_event_id is None or self.paid_event_id == self.event_id:
+            return (self.event_id,)
+        return (self.paid_event_id, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentFact:
+    """One consent on this contact point, whichever entity collected it (contract §3)."""
+
+    consent_id: str
+    event_id: str
+    legal_entity: str
+    occurred_at: datetime
+    named_legal_entity: str
+    channels: frozenset[Channel]
+    scope: frozenset[Scope]
+    product_categories: frozenset[str]
+    partners_named: frozenset[str]
+    platforms: frozenset[str]
+    mechanism: Mechanism
+    bundled_with_purchase: bool
+    given_by_subject: bool
+    parental_consent: bool
+    subject_age: int | None
+    source: ConsentSource
+    wording_version: str | None
+    proof_ref: str | None
+    period_end: datetime | None
+    recipient_kind: RecipientKind
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionFact:
+    """An objection, unsubscribe, withdrawal or erasure, bound to the receiving entity, with
+    its channel scope resolved (contract §4). A checkout opt-out of an order is recorded
+    as an unsubscribe from source `checkout_optout` whose evidence is the order event.
+
+    `lifted_by_same_instant`: a consent at the same instant lifts it (an unticked opt-in
+    box is only an opt-out when no ticked box arrived as a consent with the order).
+    """
+
+    event_id: str
+    legal_entity: str
+    kind: UnsubscribeKind
+    source: UnsubscribeSource
+    channels: frozenset[Channel]
+    occurred_at: datetime
+    received_at: datetime
+    consent_id: str | None
+    lifted_by_same_instant: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TouchpointFact:
+    """A non-consent signup (account, info request, referral, list import...)."""
+
+    event_id: str
+    legal_entity: str
+    kind: SignupKind
+    occurred_at: datetime
+    recipient_kind: RecipientKind
+
+
+@dataclass(frozen=True, slots=True)
+class OpenApproval:
+    """An ALLOW not yet dispatched (R-OBJECT-3); `request.contact.value` is redacted,
+    `dispatch_at` is the request's dispatch time in UTC."""
+
+    request: SendRequest
+    decision: Decision
+    dispatch_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactState:
+    """Facts for every legal entity of the tenant under one contact key.
+
+    `relay_entities`/`direct_entities` list the entities with a relay / direct order on
+    this contact; `relay_kept` the entities whose relay flag survived `erasure_completed`.
+    `decided` maps request_id to its final decision (one decision per request).
+    """
+
+    orders: tuple[OrderFact, ...] = ()
+    consents: tuple[ConsentFact, ...] = ()
+    suppressions: tuple[SuppressionFact, ...] = ()
+    touchpoints: tuple[TouchpointFact, ...] = ()
+    relay_entities: frozenset[str] = frozenset()
+    direct_entities: frozenset[str] = frozenset()
+    relay_kept: frozenset[str] = frozenset()
+    seen_event_ids: frozenset[str] = frozenset()
+    decided: Mapping[str, Decision] = field(default_factory=dict)
+    open_approvals: tuple[OpenApproval, ...] = ()
+
+    @staticmethod
+    def empty() -> ContactState:
+        return EMPTY_STATE
+
+
+EMPTY_STATE = ContactState()
