@@ -102,6 +102,32 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def accept_input(
+    codec: Any, expected: str, key: bytes | None, value: bytes | None,
+    max_payload: int = MAX_PAYLOAD_BYTES,
+) -> Event:
+    """The admission check of every input record, shared by the worker and the re-audit.
+
+    Raises `RejectedRecord` with the dead-letter reason; what passes is a valid event whose
+    Kafka key is the catalogue's input key of its primary contact point.
+    """
+    if value is None:
+        raise DecodeError(Rejection.TRUNCATED, "record has no value (tombstone)")
+    if len(value) > max_payload:
+        raise DecodeError(Rejection.OVERSIZE, f"{len(value)} bytes > limit {max_payload}")
+    _, obj = codec.decode(value, expected)
+    event = parse_event(obj)
+    primary = contact_points(event)[0]
+    if key != input_key(event.tenant, primary).encode():
+        raise ContractError(
+            Rejection.WRONG_KEY,
+            "record key must be tenant|contact type|normalised contact of the "
+            "primary contact point (see the topic catalogue)",
+            "key",
+        )
+    return event
+
+
 class Ingestor:
     """Decode, validate, check the key and fan out one input record (contract §1, §2, §4)."""
 
@@ -167,24 +193,7 @@ class Ingestor:
         expected = self._expected.get(topic)
         if expected is None:
             raise DecodeError(Rejection.WRONG_TOPIC, f"not an input topic: {topic}")
-        if value is None:
-            raise DecodeError(Rejection.TRUNCATED, "record has no value (tombstone)")
-        if len(value) > self.max_payload:
-            raise DecodeError(
-                Rejection.OVERSIZE, f"{len(value)} bytes > limit {self.max_payload}"
-            )
-        _, obj = self.codec.decode(value, expected)
-        event = parse_event(obj)
-        primary = contact_points(event)[0]
-        want = input_key(event.tenant, primary).encode()
-        if key != want:
-            raise ContractError(
-                Rejection.WRONG_KEY,
-                "record key must be tenant|contact type|normalised contact of the "
-                "primary contact point (see the topic catalogue)",
-                "key",
-            )
-        return event
+        return accept_input(self.codec, expected, key, value, self.max_payload)
 
     def dead_letter(
         self,

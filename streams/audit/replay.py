@@ -34,13 +34,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.app.pipeline import accept_input
 from streams.audit.compare import DecisionView, EmittedDecision, RequestInfo, RequestKey
 from streams.audit.window import BEGINNING, END, Bound, sort_key
 from streams.core.engine import DecisionEngine, contact_points
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
-from streams.core.keys import contact_key, input_key
+from streams.core.keys import contact_key
 from streams.core.model import Decision, SendRequest
-from streams.core.parse import parse_event
 from streams.core.policy import PolicyBook
 
 ORDERING_NOTE = (
@@ -262,16 +262,7 @@ class Redecider:
         expected = self.topics.input_records.get(topic)
         if expected is None:
             raise DecodeError(Rejection.WRONG_TOPIC, f"not an input topic: {topic}")
-        if value is None:
-            raise DecodeError(Rejection.TRUNCATED, "record has no value (tombstone)")
-        if len(value) > MAX_INPUT_BYTES:
-            raise DecodeError(Rejection.OVERSIZE, f"{len(value)} bytes")
-        _, obj = self.codec.decode(value, expected)
-        event = parse_event(obj)
-        primary = contact_points(event)[0]
-        if key != input_key(event.tenant, primary).encode():
-            raise RejectedRecord(Rejection.WRONG_KEY, "key is not the input key", "key")
-        return event
+        return accept_input(self.codec, expected, key, value, MAX_INPUT_BYTES)
 
 
 def _text(value: Any) -> str:
