@@ -1,4 +1,4 @@
-"""Issue 5 §4–§6 on a real worker: traces, metrics, and no raw address anywhere it must not be.
+"""Issue 5 §4-§6 on a real worker: traces, metrics, and no raw address anywhere it must not be.
 
 The worker runs as a subprocess with the standard `OTEL_TRACES_EXPORTER=console`, so its
 spans land in its log; metrics are scraped from its Prometheus endpoint; the status view
