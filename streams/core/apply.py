@@ -8,6 +8,7 @@ first contact point. Send requests change no facts: deciding them is `engine.ste
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from streams.core.enums import (
     AddressType,
@@ -59,9 +60,14 @@ def _with(
     suppressions: tuple[SuppressionFact, ...] | None = None,
     touchpoints: tuple[TouchpointFact, ...] | None = None,
     relay_kept: frozenset[str] | None = None,
+    fact_at: datetime | None = None,
 ) -> ContactState:
-    """A copy with some fact collections replaced and `event_id` marked as seen."""
+    """A copy with some fact collections replaced and `event_id` marked as seen; `fact_at`
+    is the time of an order, consent or touchpoint added (it raises `facts_until`)."""
     orders = state.orders if orders is None else orders
+    facts_until = state.facts_until
+    if fact_at is not None and (facts_until is None or fact_at > facts_until):
+        facts_until = fact_at
     relay_kept = state.relay_kept if relay_kept is None else relay_kept
     relay_entities = state.relay_entities
     if orders is not state.orders or relay_kept is not state.relay_kept:
@@ -75,6 +81,7 @@ def _with(
         touchpoints=state.touchpoints if touchpoints is None else touchpoints,
         relay_entities=relay_entities,
         relay_kept=relay_kept,
+        facts_until=facts_until,
         seen_event_ids=state.seen_event_ids | {event_id},
         decided=state.decided,
         open_approvals=state.open_approvals,
@@ -184,7 +191,9 @@ def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> Con
                 lifted_by_same_instant=unticked and not fact.optout_exercised,
             ),
         )
-    return _with(state, order.event_id, orders=orders, suppressions=suppressions)
+    return _with(
+        state, order.event_id, orders=orders, suppressions=suppressions, fact_at=occurred_at
+    )
 
 
 def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> ContactState:
@@ -202,7 +211,12 @@ def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> 
             occurred_at=occurred_at,
             recipient_kind=signup.recipient_kind,
         )
-        return _with(state, signup.event_id, touchpoints=(*state.touchpoints, touchpoint))
+        return _with(
+            state,
+            signup.event_id,
+            touchpoints=(*state.touchpoints, touchpoint),
+            fact_at=occurred_at,
+        )
     fact = ConsentFact(
         consent_id=consent.consent_id,
         event_id=signup.event_id,
@@ -225,7 +239,7 @@ def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> 
         period_end=None if consent.period_end is None else to_utc(consent.period_end),
         recipient_kind=signup.recipient_kind,
     )
-    return _with(state, signup.event_id, consents=(*state.consents, fact))
+    return _with(state, signup.event_id, consents=(*state.consents, fact), fact_at=occurred_at)
 
 
 def apply_unsubscribe(

@@ -118,6 +118,7 @@ def _with_approvals(
         touchpoints=state.touchpoints,
         relay_entities=state.relay_entities,
         relay_kept=state.relay_kept,
+        facts_until=state.facts_until,
         seen_event_ids=state.seen_event_ids
         if seen_event_id is None
         else state.seen_event_ids | {seen_event_id},

@@ -385,6 +385,8 @@ class ContactState:
 
     `relay_entities`/`direct_entities` list the entities with a relay / direct order on
     this contact; `relay_kept` the entities whose relay flag survived `erasure_completed`.
+    `facts_until` is an upper bound of the facts' `occurred_at` (UTC): a request at or
+    after it sees every fact without filtering.
     `decided` maps request_id to its final decision (one decision per request).
     """
 
@@ -395,6 +397,7 @@ class ContactState:
     relay_entities: frozenset[str] = frozenset()
     direct_entities: frozenset[str] = frozenset()
     relay_kept: frozenset[str] = frozenset()
+    facts_until: datetime | None = None
     seen_event_ids: frozenset[str] = frozenset()
     decided: Mapping[str, Decision] = field(default_factory=dict)
     open_approvals: tuple[OpenApproval, ...] = ()

@@ -57,7 +57,6 @@ from streams.core.model import (
 )
 
 E = TypeVar("E", bound=StrEnum)
-T = TypeVar("T")
 
 _ABSENT: Any = object()
 IGNORED_FIELDS = frozenset({"expect"})

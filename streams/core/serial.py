@@ -89,6 +89,7 @@ def state_to_dict(state: ContactState) -> dict[str, Any]:
         "touchpoints": [_fact_to_dict(f) for f in state.touchpoints],
         "relay_entities": sorted(state.relay_entities),
         "relay_kept": sorted(state.relay_kept),
+        "facts_until": None if state.facts_until is None else format_rfc3339(state.facts_until),
         "seen_event_ids": sorted(state.seen_event_ids),
         "decided": {rid: decision_to_dict(d) for rid, d in state.decided.items()},
         "open_approvals": [
@@ -123,6 +124,7 @@ def state_from_dict(data: Mapping[str, Any]) -> ContactState:
         touchpoints=tuple(_fact_from_dict(TouchpointFact, f) for f in data["touchpoints"]),
         relay_entities=frozenset(data["relay_entities"]),
         relay_kept=frozenset(data["relay_kept"]),
+        facts_until=None if data["facts_until"] is None else parse_rfc3339(data["facts_until"]),
         seen_event_ids=frozenset(data["seen_event_ids"]),
         decided={rid: decision_from_dict(d) for rid, d in data["decided"].items()},
         open_approvals=tuple(_approval(a) for a in data["open_approvals"]),

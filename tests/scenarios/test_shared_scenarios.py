@@ -139,3 +139,12 @@ def test_cli_policy_option(tmp_path: Path) -> None:
     policy.write_text("[default]\nsoft_opt_in_months = 1\n")
     done = _cli("--policy", str(policy), str(SCENARIOS / "T25.jsonl"))
     assert json.loads(done.stdout.splitlines()[-1])["reason_code"] == "BLOCK_RELATION_EXPIRED"
+
+
+def test_one_engine_for_all_files_gives_the_same_decisions() -> None:
+    """Tenants are isolated: one engine fed every file in turn decides as fresh ones do."""
+    shared = DecisionEngine(PolicyBook(), TEST_KEY.encode())
+    for path in FILES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        alone = list(decide_lines(lines, DecisionEngine(PolicyBook(), TEST_KEY.encode())))
+        assert list(decide_lines(lines, shared)) == alone, path.stem

@@ -65,6 +65,13 @@ class RequestContext:
         dispatch_at: datetime,
     ) -> RequestContext:
         channel = request.channel
+        until = state.facts_until
+        if until is None or until <= as_of:
+            orders, consents, touchpoints = state.orders, state.consents, state.touchpoints
+        else:
+            orders = _visible(state.orders, as_of)
+            consents = _visible(state.consents, as_of)
+            touchpoints = _visible(state.touchpoints, as_of)
         return RequestContext(
             request,
             policy,
@@ -75,9 +82,9 @@ class RequestContext:
             channel,
             CHANNEL_FAMILY[channel],
             request.content.content_scope,
-            _visible(state.orders, as_of),
-            _visible(state.consents, as_of),
-            _visible(state.touchpoints, as_of),
+            orders,
+            consents,
+            touchpoints,
         )
 
 
