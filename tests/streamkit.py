@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,4 +77,14 @@ def comparable(record: dict[str, Any]) -> dict[str, Any]:
     out["rule_ids"] = list(out["rule_ids"] or [])
     out["evidence"] = list(out["evidence"] or [])
     out["revokes"] = bool(out["revokes"])
+    return out
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
     return out

@@ -86,6 +86,12 @@ class Metrics:
         self.events = Counter(
             "sendgate_events", "Input records consumed", ["topic"], registry=r
         )
+        self.outcomes = Counter(
+            "sendgate_outcomes",
+            "What became of every record: ingest forwarded|dead_letter per input record; "
+            "gate decided|duplicate|applied per contact event (non-negotiable 4)",
+            ["stage", "outcome"], registry=r,
+        )
         self.contact_events = Counter(
             "sendgate_contact_events", "Contact events folded", ["event_type"], registry=r
         )
@@ -140,6 +146,9 @@ class Telemetry:
         self.metrics.events.labels(topic=topic).inc()
         if outcome.rejection is not None:
             self.metrics.dead_letters.labels(reason=outcome.rejection.reason.value).inc()
+            self.metrics.outcomes.labels(stage="ingest", outcome="dead_letter").inc()
+        else:
+            self.metrics.outcomes.labels(stage="ingest", outcome="forwarded").inc()
 
     @contextlib.contextmanager
     def decision_span(self, msg: Any) -> Iterator[Any]:
@@ -164,6 +173,13 @@ class Telemetry:
     def on_gate(self, outcome: GateOutcome, span: Any, msg: Any) -> None:
         etype = str(getattr(outcome.event.type, "value", outcome.event.type))
         self.metrics.contact_events.labels(event_type=etype).inc()
+        if outcome.duplicate:
+            result = "duplicate"
+        elif etype == "send_request":
+            result = "decided"
+        else:
+            result = "applied"
+        self.metrics.outcomes.labels(stage="gate", outcome=result).inc()
         if outcome.duplicate:
             self.metrics.duplicates.inc()
             if span is not None:

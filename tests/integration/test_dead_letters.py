@@ -15,11 +15,12 @@ from typing import Any
 
 import fastavro
 import pytest
-from streamkit import codec, make_topics, running, worker
+from streamkit import codec, make_topics, running, scrape, worker
 
 from streams.app import topics as T
 from streams.app.feeder import Publisher
 from streams.app.observe import OutputReader
+from streams.app.supervisor import free_port
 from streams.codecs.schemas import load_schema_store
 from streams.codecs.shape import Target, compile_shaper
 from streams.core.errors import RejectedRecord
@@ -90,7 +91,9 @@ def test_bad_records_are_dead_lettered_and_good_ones_decided(
     want_reasons = Counter(r for r, *_ in items if r is not None)
     sent_bad: dict[bytes, str] = {}
 
-    with running([worker(kafka_bootstrap, prefix, tmp_path)], kafka_bootstrap):
+    w = worker(kafka_bootstrap, prefix, tmp_path)
+    w.metrics_port = free_port()
+    with running([w], kafka_bootstrap):
         for reason, topic, key, value in items:
             if reason is not None:
                 sent_bad[value[:64] + str(len(value)).encode()] = reason
@@ -101,6 +104,7 @@ def test_bad_records_are_dead_lettered_and_good_ones_decided(
             good_requests, dead_letters=len(bad), timeout=240, settle=3.0
         )
         reader.close()
+        metrics = scrape(w.metrics_port)
 
     got_reasons = Counter(e.record["reason"] for e in observed.dead_letters)
     assert got_reasons == want_reasons
@@ -117,3 +121,13 @@ def test_bad_records_are_dead_lettered_and_good_ones_decided(
     assert observed.count() >= len(good_requests)
     assert len(observed.finals()) + len(observed.dead_letters) == len(good_requests) + len(bad)
     assert T.DEAD_LETTER in observed.dead_letters[0].topic
+
+    # every input accounted for: forwarded + dead-lettered = inputs; and at the gate every
+    # send request was decided or recognised as a duplicate, every fact applied
+    def outcome(stage: str, name: str) -> float:
+        return metrics.get(f'sendgate_outcomes_total{{outcome="{name}",stage="{stage}"}}', 0.0)
+
+    assert outcome("ingest", "forwarded") + outcome("ingest", "dead_letter") == len(items)
+    assert outcome("ingest", "dead_letter") == len(bad)
+    assert outcome("gate", "decided") + outcome("gate", "duplicate") == len(good_requests)
+    assert outcome("gate", "applied") == len(good) - len(good_requests)

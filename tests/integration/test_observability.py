@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from streamkit import codec, make_topics, running, scenario_dir, worker
+from streamkit import codec, make_topics, running, scenario_dir, scrape, worker
 
 from streams.app.feeder import BarrierFeeder, Publisher, load_jsonl
 from streams.app.observe import OutputReader
@@ -52,16 +51,6 @@ def raw_addresses(events: list[dict[str, Any]]) -> set[str]:
         for c in e.get("linked_contacts", []) or []:
             add(c)
     return {a for a in found if len(a) >= 6}
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
 
 
 def spans_in(log: str) -> list[dict[str, Any]]:
