@@ -8,6 +8,7 @@ decision emitted twice (replay after a crash) must be identical to the first.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -25,7 +26,10 @@ from streams.app.observe import Observed, OutputReader
 from streams.config import REPO_ROOT
 from streams.workload import Workload
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(3600)
+
+# `make soak` (SENDGATE_SOAK=1) runs the same tests with ten times the traffic
+SCALE = 10 if os.environ.get("SENDGATE_SOAK") == "1" else 1
 
 
 def gate_input_in_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str, Any]]:
@@ -101,7 +105,7 @@ def test_sigkill_one_of_two_workers_mid_stream(
     prefix = unique_name + "."
     make_topics(kafka_bootstrap, prefix)
     c = codec()
-    events = list(Workload(contacts=3000, tenants=3, run_id="kill").events(6000))
+    events = list(Workload(contacts=3000 * SCALE, tenants=3, run_id="kill").events(6000 * SCALE))
     w1 = worker(kafka_bootstrap, prefix, tmp_path, "w1")
     w2 = worker(kafka_bootstrap, prefix, tmp_path, "w2")
     reader = OutputReader(kafka_bootstrap, c, topic_prefix=prefix)
@@ -113,9 +117,9 @@ def test_sigkill_one_of_two_workers_mid_stream(
         w1.kill()
         time.sleep(3)
         w1.start()
-        feed.join(120)
+        feed.join(120 * SCALE)
         assert feed.error is None and feed.sent == len(events)
-        observed = reader.wait_for_requests(_requests(events), timeout=300, settle=5.0)
+        observed = reader.wait_for_requests(_requests(events), timeout=300 * SCALE, settle=5.0)
     reader.close()
     reference = reference_decisions(gate_input_in_order(kafka_bootstrap, prefix, c))
     assert_consistent(observed, _requests(events), reference)
@@ -127,7 +131,7 @@ def test_broker_down_for_ten_seconds(
     prefix = unique_name + "."
     make_topics(kafka_bootstrap, prefix)
     c = codec()
-    events = list(Workload(contacts=2000, tenants=2, run_id="outage").events(3000))
+    events = list(Workload(contacts=2000 * SCALE, tenants=2, run_id="outage").events(3000 * SCALE))
     kafka = ["bash", str(REPO_ROOT / "infra" / "kafka" / "kafka.sh")]
     w = worker(kafka_bootstrap, prefix, tmp_path, "w")
     with running([w], kafka_bootstrap):
@@ -140,10 +144,10 @@ def test_broker_down_for_ten_seconds(
             time.sleep(10)
         finally:
             subprocess.run([*kafka, "up"], check=True, capture_output=True)
-        feed.join(300)
+        feed.join(300 * SCALE)
         assert feed.error is None and feed.sent == len(events)
         reader = OutputReader(kafka_bootstrap, c, topic_prefix=prefix)
-        observed = reader.wait_for_requests(_requests(events), timeout=300, settle=5.0)
+        observed = reader.wait_for_requests(_requests(events), timeout=300 * SCALE, settle=5.0)
         reader.close()
         assert w.alive(), "the worker must ride out a broker outage"
     reference = reference_decisions(gate_input_in_order(kafka_bootstrap, prefix, c))

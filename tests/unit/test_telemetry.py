@@ -1,0 +1,79 @@
+"""Issue 5 §4: spans per decision with the in-memory exporter, around the real shell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from streams.app.feeder import Publisher
+from streams.app.pipeline import Gate, Ingestor, header
+from streams.app.telemetry import Telemetry
+from streams.codecs.registry import get_codec
+from streams.core.policy import PolicyBook
+from streams.workload import Workload
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+
+
+@dataclass
+class Msg:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def test_one_consumer_span_per_decision_continued_and_injected() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = Telemetry(tracer_provider=provider)
+    codec = get_codec()
+    pub = Publisher.__new__(Publisher)
+    pub.codec, pub.prefix = codec, ""
+    ingestor = Ingestor(codec, b"k")
+    gate = Gate(codec, PolicyBook.default())
+
+    request = Workload(contacts=10, run_id="tel").send_request(3)
+    topic, key, value = pub.encode(request)
+    ingest = ingestor.ingest(topic, 0, 0, key, value, [("traceparent", TRACEPARENT.encode())])
+    (forward,) = ingest.forwards
+    msg = Msg(forward.topic, 5, 42, forward.key or b"", forward.value, forward.headers)
+    outputs: list[Any] = []
+    with telemetry.decision_span(msg) as span:
+        outcome = gate.process(None, msg.key, msg.value, msg.headers)
+        telemetry.on_gate(outcome, span, msg)
+        outputs = [telemetry.inject(r, span) for r in outcome.outputs]
+
+    (finished,) = exporter.get_finished_spans()
+    assert finished.context is not None
+    assert format(finished.context.trace_id, "032x") == TRACE_ID
+    assert finished.name == "process sendgate.contact-events"
+    attrs = dict(finished.attributes or {})
+    assert attrs["messaging.system"] == "kafka"
+    assert attrs["messaging.destination.partition.id"] == "5"
+    assert attrs["messaging.kafka.offset"] == 42
+    decision = outcome.decisions[0]
+    assert attrs["sendgate.decision"] == str(decision.decision)
+    assert attrs["sendgate.reason_code"] == str(decision.reason_code)
+    assert attrs["sendgate.channel"] == str(decision.channel)
+    contact = request["contact"]["value"]
+    assert all(contact not in str(v) for v in attrs.values())
+
+    (out,) = outputs
+    injected = (header(out.headers, "traceparent") or b"").decode()
+    assert injected.split("-")[1] == TRACE_ID
+    assert injected.split("-")[2] == format(finished.context.span_id, "016x")
+    counted = telemetry.metrics.registry.get_sample_value(
+        "sendgate_decisions_total",
+        {"decision": str(decision.decision), "reason_code": str(decision.reason_code),
+         "channel": str(decision.channel)},
+    )
+    assert counted == 1.0
