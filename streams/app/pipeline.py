@@ -15,6 +15,7 @@ dead-letter *reason*; only `sends.approved` carries the (normalised) contact for
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,6 +103,14 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_EVENT_TYPE_BYTES: dict[str, bytes] = {t: t.encode() for t in T.EVENT_TYPES}
+_INDEX_BYTES: tuple[bytes, ...] = tuple(str(i).encode() for i in range(16))
+
+
+def _index_bytes(index: int) -> bytes:
+    return _INDEX_BYTES[index] if index < len(_INDEX_BYTES) else str(index).encode()
+
+
 def accept_input(
     codec: Any, expected: str, key: bytes | None, value: bytes | None,
     max_payload: int = MAX_PAYLOAD_BYTES,
@@ -111,21 +120,77 @@ def accept_input(
     Raises `RejectedRecord` with the dead-letter reason; what passes is a valid event whose
     Kafka key is the catalogue's input key of its primary contact point.
     """
+    return _admit(codec, expected, key, value, max_payload)[0]
+
+
+def _admit(
+    codec: Any, expected: str, key: bytes | None, value: bytes | None, max_payload: int,
+) -> tuple[Event, tuple[ContactPoint, ...]]:
+    """`accept_input`, also returning the event's normalised contact points (the fan-out),
+    so that the worker normalises each contact once."""
     if value is None:
         raise DecodeError(Rejection.TRUNCATED, "record has no value (tombstone)")
     if len(value) > max_payload:
         raise DecodeError(Rejection.OVERSIZE, f"{len(value)} bytes > limit {max_payload}")
     _, obj = codec.decode(value, expected)
     event = parse_event(obj)
-    primary = contact_points(event)[0]
-    if key != input_key(event.tenant, primary).encode():
+    points = contact_points(event)
+    if key != input_key(event.tenant, points[0]).encode():
         raise ContractError(
             Rejection.WRONG_KEY,
             "record key must be tenant|contact type|normalised contact of the "
             "primary contact point (see the topic catalogue)",
             "key",
         )
-    return event
+    return event, points
+
+
+class ParsedEvents:
+    """A bounded memo of accepted input values: value bytes -> (event, contact points).
+
+    The internal topic carries the input record's value unchanged, so when the gate step
+    runs in the process whose ingest step accepted the record (always, with one worker),
+    it takes the parsed event from here instead of decoding and parsing the same bytes
+    again: decoding is deterministic, the same bytes give the same event. An entry is
+    kept for as many gate steps as the ingest step expects to run here (`uses`) and is
+    dropped after the last one; the oldest entries go past `capacity`. A miss (another
+    worker ingested it, or it was dropped) just decodes. In memory only, never persisted.
+    """
+
+    def __init__(self, capacity: int = 32768) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[bytes, list[Any]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def put(self, value: bytes, event: Event, points: tuple[ContactPoint, ...],
+            uses: int = 1) -> None:
+        items = self._items
+        entry = items.get(value)
+        if entry is not None:  # the same bytes again (a re-sent record): same event
+            entry[2] += uses
+            return
+        items[value] = [event, points, uses]
+        if len(items) > self.capacity:
+            items.popitem(last=False)
+
+    def take(self, value: bytes) -> tuple[Event, tuple[ContactPoint, ...]] | None:
+        """The parsed event for `value`, counting one use of it (None: not here)."""
+        entry = self._items.get(value)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        entry[2] -= 1
+        if entry[2] <= 0:
+            del self._items[value]
+        return entry[0], entry[1]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class Ingestor:
@@ -139,9 +204,13 @@ class Ingestor:
         clock: Callable[[], datetime] = _utc_now,
         max_payload: int = MAX_PAYLOAD_BYTES,
         topic_prefix: str = "",
+        parsed: ParsedEvents | None = None,
+        local: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.codec = codec
         self.secret = secret
+        self.parsed = parsed  # where to leave parsed events for this process's gate step
+        self.local = local  # does this process fold the contact events of this key?
         self.clock = clock
         self.max_payload = max_payload
         self.prefix = topic_prefix
@@ -162,7 +231,7 @@ class Ingestor:
     ) -> IngestOutcome:
         hdrs = headers_as_list(headers)
         try:
-            event = self._accept(topic, key, value)
+            event, points = self._admit(topic, key, value)
         except RejectedRecord as exc:
             dl = self.dead_letter(topic, partition, offset, key, value, hdrs, exc)
             return IngestOutcome((), dl, exc, None)
@@ -173,27 +242,42 @@ class Ingestor:
         source = f"{topic}:{partition}:{offset}".encode()
         passthrough = [(k, v) for k, v in hdrs if k in PASSTHROUGH_HEADERS]
         etype = event.type.value if hasattr(event.type, "value") else str(event.type)
+        etype_b = _EVENT_TYPE_BYTES.get(etype) or etype.encode()
+        body = value or b""
+        secret, tenant, out_topic = self.secret, event.tenant, self.contact_events_topic
         forwards = tuple(
             OutRecord(
-                topic=self.contact_events_topic,
-                key=contact_key(self.secret, event.tenant, contact).encode(),
-                value=value or b"",
-                headers=[
-                    (H_CONTACT_INDEX, str(index).encode()),
+                out_topic,
+                contact_key(secret, tenant, contact).encode(),
+                body,
+                [
+                    (H_CONTACT_INDEX, _index_bytes(index)),
                     (H_SOURCE, source),
-                    (H_EVENT_TYPE, etype.encode()),
+                    (H_EVENT_TYPE, etype_b),
                     *passthrough,
                 ],
             )
-            for index, contact in enumerate(contact_points(event))
+            for index, contact in enumerate(points)
         )
+        if self.parsed is not None:
+            local = self.local
+            uses = len(forwards) if local is None else sum(
+                1 for f in forwards if local(f.key or b"")
+            )
+            if uses:
+                self.parsed.put(body, event, points, uses)
         return IngestOutcome(forwards, None, None, etype)
 
     def _accept(self, topic: str, key: bytes | None, value: bytes | None) -> Event:
+        return self._admit(topic, key, value)[0]
+
+    def _admit(
+        self, topic: str, key: bytes | None, value: bytes | None
+    ) -> tuple[Event, tuple[ContactPoint, ...]]:
         expected = self._expected.get(topic)
         if expected is None:
             raise DecodeError(Rejection.WRONG_TOPIC, f"not an input topic: {topic}")
-        return accept_input(self.codec, expected, key, value, self.max_payload)
+        return _admit(self.codec, expected, key, value, self.max_payload)
 
     def dead_letter(
         self,
@@ -228,6 +312,11 @@ class Ingestor:
         )
 
 
+def _type_of(event: Event) -> str:
+    etype = event.type
+    return str(getattr(etype, "value", etype))
+
+
 def _decision_record(decision: Decision, decided_at: datetime) -> dict[str, Any]:
     d = decision_to_dict(decision)
     d["as_of"] = decision.as_of
@@ -245,10 +334,12 @@ class Gate:
         *,
         clock: Callable[[], datetime] = _utc_now,
         topic_prefix: str = "",
+        parsed: ParsedEvents | None = None,
     ) -> None:
         self.codec = codec
         self.policies = policies
         self.clock = clock
+        self.parsed = parsed
         self.approved_topic = topic_prefix + T.APPROVED
         self.blocked_topic = topic_prefix + T.BLOCKED
         self.revoked_topic = topic_prefix + T.REVOKED
@@ -259,10 +350,15 @@ class Gate:
         hdrs = headers_as_list(headers)
         event_type = (header(hdrs, H_EVENT_TYPE) or b"").decode()
         expected = T.RECORD_FOR_EVENT_TYPE.get(event_type)
-        _, obj = self.codec.decode(value, expected)
-        event = parse_event(obj)
+        parsed = self.parsed.take(value) if self.parsed is not None else None
+        if parsed is not None and _type_of(parsed[0]) == event_type:
+            event, points = parsed
+        else:
+            _, obj = self.codec.decode(value, expected)
+            event = parse_event(obj)
+            points = contact_points(event)
         index = int((header(hdrs, H_CONTACT_INDEX) or b"0").decode())
-        contact = contact_points(event)[index]
+        contact = points[index]
         current = state if state is not None else ContactState.empty()
         policy = self.policies.policy_for(event.tenant)
         result: StepResult = step(current, event, policy, contact)
