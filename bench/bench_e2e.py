@@ -1,0 +1,818 @@
+"""End-to-end benchmark of the stream job against the broker and Python ceilings
+(`make bench`, project issue 7).
+
+One run measures, on the same encoded workload (`streams.workload.Workload`: default
+1M events over 100k contacts in 4 tenants, 70 % send requests, 15 % orders, 10 %
+signups, 5 % unsubscribes, Avro single-object encoded exactly as the SDK publishes):
+
+  a  broker ceiling     Kafka's ProducerPerformance + ConsumerPerformance, record size
+                        = the average encoded value; a = min(produce, consume) records/s
+  b  Python ceiling     one thread: confluent-kafka consume -> Avro decode -> Avro
+                        encode -> produce, no logic, over the same pre-loaded records
+  c  sendgate           `sendgate worker` processes (1, then 2) on pre-loaded input
+                        topics: time from the first decision to the last write
+                        (decision or changelog) = saturation throughput (events/s)
+  latency               live steps at fixed offered loads (events/s of the same mix) on
+                        the warm one-worker run: request log-append time on the input
+                        topic -> first decision's log-append time on its output topic
+  state                 bytes per contact: latest changelog value, changelog on the
+                        broker's disk, RocksDB dir
+  recovery              stop the worker, start a new one on an empty data dir; time
+                        until it is in the group and until it has decided new requests
+                        (state restored from the changelog first)
+  correctness           every request of the run has exactly one final decision
+                        (one outcome, at most one revocation), no dead letters
+
+Each sendgate run has its own topic prefix, consumer group, data dir and Redis view
+namespace (all deleted afterwards unless --keep). Results: bench/results/e2e-<ts>.json,
+bench/results/latest.md and bench/results/latency-throughput.png.
+
+    .venv/bin/python bench/bench_e2e.py                 # the full 1M-event run
+    .venv/bin/python bench/bench_e2e.py --events 50000 --step-seconds 6 --live-events 60000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+import e2e_kit as K  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
+
+from streams.app import topics as T  # noqa: E402
+from streams.app.faust_app import STATE_TABLE  # noqa: E402
+from streams.app.supervisor import WorkerProcess, wait_group_ready  # noqa: E402
+from streams.codecs.registry import get_codec  # noqa: E402
+from streams.config import Settings  # noqa: E402
+
+RESULTS = HERE / "results"
+BENCH_SECRET = "bench-e2e-not-a-secret"
+KAFKA_VERSION = "4.0.2"
+TARGET_LOAD = 5000.0
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pct(samples: Sequence[float], p: float) -> float | None:
+    if not samples:
+        return None
+    s = sorted(samples)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
+
+
+def latency_stats(samples_ms: Sequence[float]) -> dict[str, Any]:
+    return {
+        "n": len(samples_ms),
+        "p50_ms": pct(samples_ms, 50),
+        "p95_ms": pct(samples_ms, 95),
+        "p99_ms": pct(samples_ms, 99),
+        "max_ms": max(samples_ms) if samples_ms else None,
+        "mean_ms": round(statistics.fmean(samples_ms), 1) if samples_ms else None,
+    }
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.settings = Settings.from_env()
+        self.bootstrap = args.bootstrap or self.settings.kafka_bootstrap
+        self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        self.codec = get_codec(self.settings)
+        self.var = Path(os.environ.get("SENDGATE_VAR", "/tmp/sendgate"))
+        self.stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.base = f"bench-{self.stamp}-"
+        self.work = self.var / "bench" / self.stamp
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.lib = Path(os.environ.get(
+            "SENDGATE_KAFKA_CACHE",
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+            / "sendgate" / f"kafka-{KAFKA_VERSION}",
+        )) / "lib"
+        self.broker = K.broker_pid(self.var)
+        self.prefixes: list[str] = []
+        self.namespaces: list[str] = []
+        self.workers: list[WorkerProcess] = []
+        self.result: dict[str, Any] = {
+            "benchmark": "e2e",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": machine_info(),
+            "config": {k: v for k, v in vars(args).items() if k != "bootstrap"},
+        }
+        self.live_next = args.events  # next unused event of the live pool
+
+    # ------------------------------------------------------------------ helpers
+
+    def worker(self, prefix: str, name: str) -> WorkerProcess:
+        ns = f"bench:{prefix}"
+        if ns not in self.namespaces:
+            self.namespaces.append(ns)
+        env = {
+            "SENDGATE_HMAC_KEY": BENCH_SECRET,
+            "SENDGATE_LOGLEVEL": "info",
+            "SENDGATE_PARTITIONS": str(self.args.partitions),
+            "SENDGATE_VIEW_NAMESPACE": ns,
+        }
+        for kv in self.args.worker_env:
+            k, _, v = kv.partition("=")
+            env[k] = v
+        w = WorkerProcess(
+            bootstrap=self.bootstrap,
+            data_dir=self.work / f"{name}-data",
+            log_path=self.work / f"{name}.log",
+            topic_prefix=prefix,
+            env=env,
+        )
+        self.workers.append(w)
+        return w
+
+    def run_topics(self, tag: str) -> str:
+        prefix = f"{self.base}{tag}."
+        self.prefixes.append(prefix)
+        K.create_run_topics(self.admin, prefix, self.args.partitions)
+        return prefix
+
+    def changelog(self, prefix: str) -> str:
+        return f"{prefix}{self.settings.app_id}-{STATE_TABLE}-changelog"
+
+    def pids(self, workers: Sequence[WorkerProcess]) -> dict[str, int]:
+        out = {f"worker{i + 1}": w.proc.pid for i, w in enumerate(workers) if w.proc}
+        self.broker_check()
+        if self.broker:
+            out["broker"] = self.broker
+        return out
+
+    def broker_check(self) -> bool:
+        """True (and noted in the results) when the broker was restarted meanwhile."""
+        now = K.broker_pid(self.var)
+        if now is not None and self.broker is not None and now != self.broker:
+            log(f"WARNING: the broker was restarted (pid {self.broker} -> {now}); "
+                "numbers of the phase that saw it are disturbed")
+            self.result.setdefault("broker_restarts", []).append(
+                {"at": time.strftime("%H:%M:%S"), "old_pid": self.broker, "new_pid": now})
+            self.broker = now
+            return True
+        if now is not None:
+            self.broker = now
+        return False
+
+    # ------------------------------------------------------------------ phases
+
+    def broker_ceiling(self, records: int, size: int) -> dict[str, Any]:
+        topic = f"{self.base}perf"
+        self.prefixes.append(topic)
+        K.create_topic(self.admin, topic, self.args.partitions)
+        log4j = REPO / "infra" / "kafka" / "log4j2-tools.xml"
+        with K.Sampler({"broker": self.broker} if self.broker else {}) as s:
+            prod = K.producer_performance(self.lib, log4j, self.bootstrap, topic, records,
+                                          size)
+        prod["sampled"] = s.summary()
+        log(f"a: ProducerPerformance {prod['records_per_s']:,.0f} records/s "
+            f"({prod['mb_per_s']} MB/s, {size} B)")
+        with K.Sampler({"broker": self.broker} if self.broker else {}) as s:
+            cons = K.consumer_performance(self.lib, log4j, self.bootstrap, topic, records)
+        cons["sampled"] = s.summary()
+        log(f"a: ConsumerPerformance {cons['records_per_s']:,.0f} records/s "
+            f"(fetch only {cons['fetch_records_per_s']:,.0f})")
+        return {
+            "producer": prod,
+            "consumer": cons,
+            "records_per_s": min(prod["records_per_s"], cons["records_per_s"]),
+        }
+
+    def python_ceiling(self, prefix: str, records: int) -> dict[str, Any]:
+        out_topic = f"{prefix}bench.raw-out"
+        K.create_topic(self.admin, out_topic, self.args.partitions)
+        with K.Sampler({"bench": os.getpid(), **self.pids([])}) as s:
+            res = K.python_ceiling(self.bootstrap, prefix, records, out_topic, self.codec)
+        res["sampled"] = s.summary()
+        log(f"b: Python consume->decode->encode->produce {res['records_per_s']:,.0f} "
+            f"records/s ({res['seconds']}s)")
+        return res
+
+    def saturation(self, prefix: str, workers: list[WorkerProcess], events: int,
+                   requests: list[str], read_back: bool = True) -> dict[str, Any]:
+        """Start the worker(s) on pre-loaded topics; wait until everything is processed.
+
+        `read_back`: read every decision now and check them (else the caller checks the
+        whole run later, once)."""
+        group = workers[0].group_id
+        t_spawn = time.time()
+        for w in workers:
+            w.start()
+        ready_s = wait_group_ready(self.bootstrap, group, members=len(workers),
+                                   timeout=300, workers=workers)
+        t_ready = time.time()
+        log(f"c{len(workers)}: group ready after {ready_s:.1f}s; draining {events:,} events")
+        c = K.consumer(self.bootstrap)
+        decision_topics = [prefix + n for n in K.DECISION_NAMES]
+        watched = [prefix + n for n in T.INPUT_TOPICS] + [prefix + T.CONTACT_EVENTS]
+        deadline = time.monotonic() + self.args.drain_timeout
+        last_report = time.monotonic()
+        restarts = len(self.result.get("broker_restarts", []))
+        with K.Sampler(self.pids(workers)) as s:
+            while True:
+                for w in workers:
+                    if not w.alive():
+                        raise RuntimeError(f"worker died:\n{w.log_tail()}")
+                self.broker_check()
+                decided = K.total_end(c, decision_topics)
+                if decided >= len(requests):
+                    lag = K.committed_lag(c, group, watched, self.bootstrap)
+                    if lag == 0:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"not drained after {self.args.drain_timeout}s "
+                                       f"({decided}/{len(requests)} decisions)")
+                if time.monotonic() - last_report > 15:
+                    last_report = time.monotonic()
+                    log(f"c{len(workers)}:   {decided:,}/{len(requests):,} decisions "
+                        f"({decided / (time.time() - t_ready):,.0f}/s so far)")
+                time.sleep(0.5)
+        t_drained = time.time()
+        sampled = s.summary()
+        last_decision = K.last_append_ms(c, decision_topics)
+        last_changelog = K.last_append_ms(c, [self.changelog(prefix)])
+        first_forward = K.first_append_ms(c, [prefix + T.CONTACT_EVENTS])
+        t_last = max(x for x in (last_decision, last_changelog) if x is not None) / 1000
+        first_decision = K.first_append_ms(c, decision_topics)
+        c.close()
+        t_first = (first_decision or 0) / 1000
+        check = (self.check(prefix, requests, K.read_decisions(self.bootstrap, prefix, start=None))
+                 if read_back else {"ok": True, "deferred": "checked with the whole run"})
+        # processing starts at the group's readiness, or earlier when a first member
+        # already worked while the others joined (the first forwarded record says when)
+        t_start = min(t_ready, (first_forward or t_ready * 1000) / 1000)
+        drain = t_last - t_start
+        res = {
+            "workers": len(workers),
+            "events": events,
+            "requests": len(requests),
+            "events_per_s": round(events / drain, 1),
+            "drain_s": round(drain, 2),
+            "spawn_to_ready_s": round(t_ready - t_spawn, 2),
+            "first_processing_before_ready_s": round(t_ready - t_start, 2),
+            "first_decision_after_start_s": round(t_first - t_start, 2),
+            "first_decision_to_last_write_s": round(t_last - t_first, 2),
+            "events_per_s_first_decision_to_last_write": round(events / (t_last - t_first), 1),
+            "detected_drained_after_s": round(t_drained - t_ready, 2),
+            "broker_restarted_meanwhile": len(self.result.get("broker_restarts", [])) > restarts,
+            "sampled": sampled,
+            "worker_cpu_us_per_event": round(
+                sum(v for k, v in sampled["cpu_s"].items() if k.startswith("worker"))
+                / events * 1e6, 1),
+            "broker_cpu_us_per_event": round(sampled["cpu_s"].get("broker", 0) / events
+                                             * 1e6, 1),
+            "check": check,
+        }
+        log(f"c{len(workers)}: {res['events_per_s']:,.0f} events/s "
+            f"({drain:.1f}s from start of processing to last write; "
+            f"{res['worker_cpu_us_per_event']} us worker CPU/event; "
+            f"peak RSS {sampled['rss_peak_mb']}); check: {check['ok']}")
+        return res
+
+    def check(self, prefix: str, requests: list[str], dlog: K.DecisionLog,
+              ) -> dict[str, Any]:
+        """Exactly one final decision per request of the run, no dead letters."""
+        wanted = set(requests)
+        missing = [r for r in requests if r not in dlog.counts]
+        unknown = [r for r in dlog.counts if r not in wanted]
+        conflicting = [r for r, o in dlog.outcomes.items() if len(o) > 1]
+        multi_revoked = [r for r, n in dlog.revocations.items() if n > 1]
+        reemitted = sum(n - 1 for n in dlog.counts.values() if n > 1)
+        c = K.consumer(self.bootstrap)
+        dead = K.total_end(c, [prefix + T.DEAD_LETTER])
+        c.close()
+        ok = not (missing or unknown or conflicting or multi_revoked or dead)
+        return {
+            "ok": ok,
+            "requests": len(wanted),
+            "with_final_decision": len(wanted) - len(missing),
+            "missing": len(missing),
+            "missing_examples": missing[:5],
+            "unknown_request_ids": len(unknown),
+            "conflicting_outcomes": len(conflicting),
+            "revoked": len(dlog.revocations),
+            "revoked_more_than_once": len(multi_revoked),
+            "reemitted_duplicates": reemitted,
+            "decision_records": dlog.records,
+            "dead_letters": dead,
+        }
+
+    def state_size(self, prefix: str, workers: list[WorkerProcess]) -> dict[str, Any]:
+        topic = self.changelog(prefix)
+        records, keys, latest = K.read_changelog_states(self.bootstrap, topic)
+        rocks = sum(K.dir_bytes(w.data_dir) for w in workers)
+        disk = K.topic_disk_bytes(self.var / "kafka" / "data", topic)
+        res = {
+            "changelog_records": records,
+            "contact_keys": keys,
+            "latest_state_bytes_per_contact": round(latest / keys, 1) if keys else None,
+            "changelog_disk_bytes_per_contact": round(disk / keys, 1) if disk and keys
+            else None,
+            "rocksdb_dir_bytes_per_contact": round(rocks / keys, 1) if keys else None,
+            "rocksdb_dir_mb": round(rocks / 2**20, 1),
+        }
+        log(f"state: {keys:,} contact keys, {res['latest_state_bytes_per_contact']} B latest "
+            f"state/contact, changelog on disk {res['changelog_disk_bytes_per_contact']} "
+            f"B/contact, RocksDB {res['rocksdb_dir_bytes_per_contact']} B/contact")
+        return res
+
+    def take_live(self, count: int) -> int:
+        start = self.live_next
+        self.live_next += count
+        return start
+
+    def live_step(self, prefix: str, w: WorkerProcess, rate: float, wl: K.EncodedWorkload,
+                  ) -> dict[str, Any]:
+        left = len(wl) - self.live_next
+        seconds = min(self.args.step_seconds, left / rate)
+        if seconds < 1:
+            return {"offered_per_s": rate, "skipped": "live pool exhausted"}
+        count = int(rate * seconds)
+        start = self.take_live(count)
+        c = K.consumer(self.bootstrap)
+        offsets = K.end_offsets(c, [prefix + n for n in K.DECISION_NAMES])
+        c.close()
+        with K.Sampler(self.pids([w])) as s:
+            off = K.offer(self.bootstrap, prefix, wl, start, rate, seconds)
+            want = set(off.input_append_ms)
+            timeout = max(60.0, seconds * 4 + 60)
+            dlog = K.read_decisions(self.bootstrap, prefix, start=offsets, want=want,
+                                    timeout=timeout)
+        lat = [dlog.first_ms[r] - t for r, t in off.input_append_ms.items()
+               if r in dlog.first_ms]
+        first_in = min(off.input_append_ms.values())
+        last_out = max(dlog.first_ms[r] for r in want if r in dlog.first_ms)
+        processed_per_s = count / max(1e-3, (last_out - first_in) / 1000)
+        stats = latency_stats(lat)
+        sampled = s.summary()
+        res = {
+            "offered_per_s": rate,
+            "seconds": round(seconds, 2),
+            "events": count,
+            "requests": len(want),
+            "offer_achieved_per_s": round(off.achieved_offer_per_s, 1),
+            "processed_per_s": round(min(processed_per_s, off.achieved_offer_per_s), 1),
+            "decided": sum(1 for r in want if r in dlog.first_ms),
+            "latency": stats,
+            "input_timestamp_types": sorted(off.timestamp_types),
+            "worker_cpu_cores": sampled["cpu_cores_avg"].get("worker1"),
+            "sampled": sampled,
+            "request_ids": (start, start + count),
+        }
+        log(f"latency @ {rate:,.0f}/s for {seconds:.0f}s: p50 {stats['p50_ms']} ms, "
+            f"p95 {stats['p95_ms']} ms, p99 {stats['p99_ms']} ms, max {stats['max_ms']} ms; "
+            f"processed {res['processed_per_s']:,.0f}/s, worker "
+            f"{res['worker_cpu_cores']} cores")
+        return res
+
+    def recovery(self, prefix: str, old: WorkerProcess, wl: K.EncodedWorkload,
+                 ) -> tuple[dict[str, Any], WorkerProcess, list[str]]:
+        c = K.consumer(self.bootstrap)
+        changelog_records = K.total_end(c, [self.changelog(prefix)])
+        offsets = K.end_offsets(c, [prefix + n for n in K.DECISION_NAMES])
+        c.close()
+        t0 = time.monotonic()
+        old.stop(60)
+        stop_s = time.monotonic() - t0
+        new = self.worker(prefix, "w1-restarted")
+        shutil.rmtree(new.data_dir, ignore_errors=True)
+        count = min(self.args.probe_events, len(wl) - self.live_next)
+        start = self.take_live(count)
+        t_spawn = time.time()
+        new.start()
+        off = K.offer(self.bootstrap, prefix, wl, start, 1000.0, count / 1000.0)
+        ready_s = wait_group_ready(self.bootstrap, new.group_id, timeout=600, workers=[new])
+        want = set(off.input_append_ms)
+        with K.Sampler(self.pids([new])) as s:
+            dlog = K.read_decisions(self.bootstrap, prefix, start=offsets, want=want,
+                                    timeout=900)
+        first = min(dlog.first_ms[r] for r in want if r in dlog.first_ms) / 1000
+        last = max(dlog.first_ms[r] for r in want if r in dlog.first_ms) / 1000
+        res = {
+            "stop_s": round(stop_s, 2),
+            "changelog_records_to_restore": changelog_records,
+            "spawn_to_group_ready_s": round(ready_s, 2),
+            "spawn_to_first_new_decision_s": round(first - t_spawn, 2),
+            "spawn_to_all_probe_decisions_s": round(last - t_spawn, 2),
+            "probe_requests": len(want),
+            "probe_decided": sum(1 for r in want if r in dlog.first_ms),
+            "restore_records_per_s": round(changelog_records / max(1e-3, first - t_spawn)),
+            "sampled": s.summary(),
+        }
+        log(f"recovery: stop {stop_s:.1f}s; new worker in group after {ready_s:.1f}s, "
+            f"first new decision after {res['spawn_to_first_new_decision_s']}s "
+            f"({changelog_records:,} changelog records)")
+        return res, new, sorted(want)
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> dict[str, Any]:
+        a = self.args
+        phases = set(a.phases.split(","))
+        total = a.events + a.live_events
+        wl = K.load_workload(self.var / "bench" / "cache", total, contacts=a.contacts,
+                             tenants=a.tenants, seed=a.seed, log=log)
+        requests = wl.requests(0, a.events)
+        avg_value = wl.avg_value_bytes(a.events)
+        self.result["workload"] = {
+            "events": a.events,
+            "live_pool_events": a.live_events,
+            "contacts": a.contacts,
+            "tenants": a.tenants,
+            "seed": a.seed,
+            "mix": wl.mix(0, a.events),
+            "requests": len(requests),
+            "avg_value_bytes": round(avg_value, 1),
+            "avg_key_bytes": round(wl.avg_key_bytes(a.events), 1),
+        }
+        log(f"workload: {a.events:,} events, {len(requests):,} requests, "
+            f"mix {wl.mix(0, a.events)}, avg value {avg_value:.0f} B")
+        res = self.result
+        if "a" in phases:
+            res["broker_ceiling"] = self.broker_ceiling(a.events, round(avg_value))
+        if phases & {"b", "c1"}:
+            p1 = self.run_topics("w1")
+            rate = K.preload(self.bootstrap, p1, wl, 0, a.events)
+            log(f"c1: pre-loaded {a.events:,} events into {p1}* ({rate:,.0f}/s)")
+            if "b" in phases:
+                res["python_ceiling"] = self.python_ceiling(p1, a.events)
+            if "c1" in phases:
+                w1 = self.worker(p1, "w1")
+                res["sendgate_1_worker"] = self.saturation(
+                    p1, [w1], a.events, requests, read_back="recovery" not in phases)
+                res["state"] = self.state_size(p1, [w1])
+                if "latency" in phases:
+                    res["latency_steps"] = self.latency(p1, w1, wl)
+                if "recovery" in phases:
+                    rec, w1b, probe = self.recovery(p1, w1, wl)
+                    res["recovery"] = rec
+                    live = [r for st in res.get("latency_steps", [])
+                            if "request_ids" in st
+                            for r in wl.requests(*st["request_ids"])]
+                    every = requests + live + probe
+                    dlog = K.read_decisions(self.bootstrap, p1, start=None)
+                    res["check_one_worker_run"] = self.check(p1, every, dlog)
+                    log(f"check (1-worker run incl. live steps and restart): "
+                        f"{res['check_one_worker_run']}")
+                    w1b.stop()
+                else:
+                    w1.stop()
+        if "c2" in phases:
+            p2 = self.run_topics("w2")
+            rate = K.preload(self.bootstrap, p2, wl, 0, a.events)
+            log(f"c2: pre-loaded {a.events:,} events into {p2}* ({rate:,.0f}/s)")
+            ws = [self.worker(p2, "w2a"), self.worker(p2, "w2b")]
+            res["sendgate_2_workers"] = self.saturation(p2, ws, a.events, requests)
+            for w in ws:
+                w.stop()
+        self.summarise()
+        return res
+
+    def latency(self, prefix: str, w: WorkerProcess, wl: K.EncodedWorkload,
+                ) -> list[dict[str, Any]]:
+        cap = self.result["sendgate_1_worker"]["events_per_s"]
+        loads = {float(x) for x in self.args.loads.split(",") if x}
+        for r in self.args.relative_loads.split(","):
+            if r:
+                load = round(cap * float(r), -1)
+                if all(abs(load - x) > 0.1 * x for x in loads):
+                    loads.add(load)
+        steps = []
+        for rate in sorted(loads):
+            steps.append(self.live_step(prefix, w, rate, wl))
+        return steps
+
+    def summarise(self) -> None:
+        res = self.result
+        a = res.get("broker_ceiling", {}).get("records_per_s")
+        b = res.get("python_ceiling", {}).get("records_per_s")
+        c1 = res.get("sendgate_1_worker", {}).get("events_per_s")
+        c2 = res.get("sendgate_2_workers", {}).get("events_per_s")
+        res["ratios"] = {
+            "b_over_a": round(b / a, 4) if a and b else None,
+            "c1_over_b": round(c1 / b, 3) if b and c1 else None,
+            "c2_over_b": round(c2 / b, 3) if b and c2 else None,
+            "c2_over_c1": round(c2 / c1, 3) if c1 and c2 else None,
+        }
+        steps = [s for s in res.get("latency_steps", []) if "latency" in s]
+        target = next((s for s in steps if s["offered_per_s"] == TARGET_LOAD), None)
+        if c1 is not None:
+            res["target_5k"] = {
+                "offered_per_s": TARGET_LOAD,
+                "within_capacity": c1 >= TARGET_LOAD,
+                "sustained": bool(target and target["processed_per_s"]
+                                  >= 0.97 * TARGET_LOAD
+                                  and (target["latency"]["p99_ms"] or 1e9) < 1000),
+                "p99_ms": target["latency"]["p99_ms"] if target else None,
+            }
+
+    def cleanup(self) -> None:
+        for w in self.workers:
+            if w.alive():
+                w.stop()
+        if self.args.keep:
+            return
+        for prefix in self.prefixes:
+            try:
+                K.delete_topics_with_prefix(self.admin, prefix)
+            except Exception as exc:
+                log(f"cleanup: could not delete topics {prefix}*: {exc}")
+        try:
+            import redis
+
+            r = redis.Redis.from_url(self.settings.redis_url)
+            for ns in self.namespaces:
+                batch = []
+                for key in r.scan_iter(match=ns + "*", count=2000):
+                    batch.append(key)
+                    if len(batch) >= 2000:
+                        r.unlink(*batch)
+                        batch = []
+                if batch:
+                    r.unlink(*batch)
+        except Exception as exc:
+            log(f"cleanup: redis namespaces not deleted: {exc}")
+        for w in self.workers:
+            shutil.rmtree(w.data_dir, ignore_errors=True)
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import confluent_kafka
+    import faust
+
+    return {
+        "host": socket.gethostname(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "kafka": KAFKA_VERSION,
+        "faust": getattr(faust, "__version__", "?"),
+        "confluent_kafka": confluent_kafka.version()[0],
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# ---------------------------------------------------------------------- report
+
+
+def fmt(v: Any, unit: str = "", digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float | int):
+        return f"{v:,.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def markdown(res: dict[str, Any], json_name: str) -> str:
+    m = res["machine"]
+    w = res["workload"]
+    a = res.get("broker_ceiling", {})
+    b = res.get("python_ceiling", {})
+    c1 = res.get("sendgate_1_worker", {})
+    c2 = res.get("sendgate_2_workers", {})
+    r = res.get("ratios", {})
+    st = res.get("state", {})
+    rec = res.get("recovery", {})
+    lines = [
+        f"# sendgate end-to-end benchmark ({res['started']})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM; Python "
+        f"{m['python']}, Kafka {m['kafka']} (single local broker), faust {m['faust']}; "
+        f"load average at start {m['loadavg_at_start']} (machine shared with other work).",
+        f"Workload: {w['events']:,} events over {w['contacts']:,} contacts in "
+        f"{w['tenants']} tenants ({', '.join(f'{k} {v:,}' for k, v in w['mix'].items())}); "
+        f"average record {w['avg_value_bytes']} B value + {w['avg_key_bytes']} B key. "
+        f"Raw results: `{json_name}`.",
+        "",
+        "| | events/s | notes |",
+        "|---|---:|---|",
+    ]
+    if a:
+        lines.append(
+            f"| a. broker ceiling (min of produce, consume) | {fmt(a['records_per_s'])} | "
+            f"ProducerPerformance {fmt(a['producer']['records_per_s'])}/s "
+            f"({a['producer']['record_size']} B, acks=all), ConsumerPerformance "
+            f"{fmt(a['consumer']['records_per_s'])}/s |")
+    if b:
+        lines.append(
+            f"| b. Python ceiling (consume, decode, encode, produce) | "
+            f"{fmt(b['records_per_s'])} | one thread, confluent-kafka + fastavro, "
+            f"no logic |")
+    for name, c in (("c. sendgate, 1 worker", c1), ("c. sendgate, 2 workers", c2)):
+        if c:
+            lines.append(
+                f"| {name} | {fmt(c['events_per_s'])} | drain of {c['events']:,} pre-loaded "
+                f"events in {c['drain_s']}s (group ready to last write); "
+                f"worker CPU {c['worker_cpu_us_per_event']} us/event; "
+                f"check {'ok' if c['check']['ok'] else 'FAILED'} |")
+    lines += [
+        "",
+        f"Ratios: b/a = {fmt(r.get('b_over_a'), digits=3)}, c1/b = "
+        f"{fmt(r.get('c1_over_b'), digits=3)}, c2/b = {fmt(r.get('c2_over_b'), digits=3)}, "
+        f"c2/c1 = {fmt(r.get('c2_over_c1'), digits=2)}.",
+        "",
+    ]
+    steps = res.get("latency_steps", [])
+    if steps:
+        lines += [
+            "Decision latency, one warm worker (request log-append time on its input topic "
+            "-> first decision's log-append time):",
+            "",
+            "| offered events/s | processed events/s | requests | p50 ms | p95 ms | p99 ms "
+            "| max ms | worker CPU (cores) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for s in steps:
+            if "latency" not in s:
+                lines.append(f"| {fmt(s['offered_per_s'])} | skipped: {s.get('skipped')} "
+                             "| | | | | | |")
+                continue
+            lt = s["latency"]
+            lines.append(
+                f"| {fmt(s['offered_per_s'])} | {fmt(s['processed_per_s'])} | "
+                f"{s['requests']:,} | {fmt(lt['p50_ms'])} | {fmt(lt['p95_ms'])} | "
+                f"{fmt(lt['p99_ms'])} | {fmt(lt['max_ms'])} | "
+                f"{fmt(s['worker_cpu_cores'], digits=2)} |")
+        t5 = res.get("target_5k")
+        if t5:
+            verdict = ("within capacity" if t5["within_capacity"]
+                       else "ABOVE the one-worker capacity")
+            lines += ["", f"5,000 events/s is {verdict} (saturation {fmt(c1['events_per_s'])} "
+                      f"events/s); sustained at 5k: {t5['sustained']}."]
+        lines.append("")
+    rows = []
+    if c1:
+        rows.append(("worker RSS, 1 worker (peak during drain)",
+                     f"{c1['sampled']['rss_peak_mb'].get('worker1')} MB"))
+    if c2:
+        peaks = [v for k, v in c2["sampled"]["rss_peak_mb"].items() if k.startswith("worker")]
+        rows.append(("worker RSS, 2 workers (peak each)", " / ".join(f"{p} MB" for p in peaks)))
+    if st:
+        rows += [
+            ("contact keys with state", fmt(st["contact_keys"])),
+            ("state per contact: latest changelog value", fmt(st["latest_state_bytes_per_contact"],
+                                                              " B")),
+            ("state per contact: changelog on broker disk (uncompacted)",
+             fmt(st["changelog_disk_bytes_per_contact"], " B")),
+            ("state per contact: RocksDB dir", fmt(st["rocksdb_dir_bytes_per_contact"], " B")),
+        ]
+    if rec:
+        rows += [
+            ("recovery: graceful stop", f"{rec['stop_s']} s"),
+            ("recovery: changelog records to restore", fmt(rec["changelog_records_to_restore"])),
+            ("recovery: new worker (empty data dir) in the group",
+             f"{rec['spawn_to_group_ready_s']} s"),
+            ("recovery: ... first new decision (state restored, processing)",
+             f"{rec['spawn_to_first_new_decision_s']} s"),
+        ]
+    chk = res.get("check_one_worker_run") or c1.get("check")
+    if chk:
+        rows.append(("correctness (1-worker run)",
+                     f"{chk['with_final_decision']:,}/{chk['requests']:,} requests with exactly "
+                     f"one final decision, {chk['conflicting_outcomes']} conflicting, "
+                     f"{chk['reemitted_duplicates']} re-emitted duplicates, "
+                     f"{chk['dead_letters']} dead letters: "
+                     f"{'ok' if chk['ok'] else 'FAILED'}"))
+    if c2:
+        chk2 = c2["check"]
+        rows.append(("correctness (2-worker run)",
+                     f"{chk2['with_final_decision']:,}/{chk2['requests']:,}, "
+                     f"{'ok' if chk2['ok'] else 'FAILED'}"))
+    if rows:
+        lines += ["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
+    return "\n".join(lines)
+
+
+def plot(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8),
+                                   gridspec_kw={"width_ratios": [3, 2]})
+    steps = [s for s in res.get("latency_steps", []) if "latency" in s]
+    if steps:
+        xs = [s["offered_per_s"] for s in steps]
+        for key, style in (("p50_ms", "o-"), ("p95_ms", "s-"), ("p99_ms", "^-")):
+            ax1.plot(xs, [s["latency"][key] for s in steps], style, label=key[:3])
+        ax1.set_yscale("log")
+        ax1.set_xlabel("offered load (events/s, 70 % send requests)")
+        ax1.set_ylabel("decision latency (ms, log)")
+        ax1.axhline(25, color="grey", ls=":", lw=1, label="25 ms aim")
+        c1 = res.get("sendgate_1_worker", {}).get("events_per_s")
+        if c1:
+            ax1.axvline(c1, color="red", ls="--", lw=1, label=f"1-worker saturation {c1:,.0f}/s")
+        ax1.axvline(TARGET_LOAD, color="black", ls=":", lw=1, label="5k/s")
+        ax1.legend(fontsize=8)
+        ax1.set_title("latency vs offered load (1 worker)")
+        ax1.grid(True, which="both", alpha=0.3)
+    bars = []
+    for label, key in (("a broker\n(min p/c)", ("broker_ceiling", "records_per_s")),
+                       ("b Python\nceiling", ("python_ceiling", "records_per_s")),
+                       ("c sendgate\n1 worker", ("sendgate_1_worker", "events_per_s")),
+                       ("c sendgate\n2 workers", ("sendgate_2_workers", "events_per_s"))):
+        v = res.get(key[0], {}).get(key[1])
+        if v:
+            bars.append((label, v))
+    if bars:
+        ax2.bar([b[0] for b in bars], [b[1] for b in bars], color="tab:blue")
+        ax2.set_yscale("log")
+        ax2.set_ylabel("events/s (log)")
+        ax2.set_title("saturation throughput")
+        for i, (_, v) in enumerate(bars):
+            ax2.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=1_000_000, help="pre-loaded events per run")
+    p.add_argument("--contacts", type=int, default=100_000)
+    p.add_argument("--tenants", type=int, default=4)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--partitions", type=int,
+                   default=int(os.environ.get("SENDGATE_PARTITIONS", "12")))
+    p.add_argument("--live-events", type=int, default=300_000,
+                   help="extra events for the live latency steps and the restart probe")
+    p.add_argument("--loads", default="1000,2500,5000",
+                   help="fixed offered loads (events/s) of the latency steps")
+    p.add_argument("--relative-loads", default="0.5,0.8,1.0",
+                   help="further steps as fractions of the measured 1-worker saturation")
+    p.add_argument("--step-seconds", type=float, default=12.0)
+    p.add_argument("--probe-events", type=int, default=300,
+                   help="events published at the restart (about 70 %% requests)")
+    p.add_argument("--drain-timeout", type=float, default=1800.0)
+    p.add_argument("--phases", default="a,b,c1,latency,recovery,c2",
+                   help="subset of a,b,c1,latency,recovery,c2")
+    p.add_argument("--worker-env", action="append", default=[], metavar="K=V",
+                   help="extra environment of the worker processes (experiments)")
+    p.add_argument("--bootstrap", help="Kafka bootstrap (default $SENDGATE_KAFKA_BOOTSTRAP)")
+    p.add_argument("--keep", action="store_true", help="keep topics, data dirs and views")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--tag", default="", help="suffix of the result file name")
+    args = p.parse_args(argv)
+
+    bench = Bench(args)
+    t0 = time.monotonic()
+    try:
+        res = bench.run()
+    finally:
+        bench.cleanup()
+    res["total_seconds"] = round(time.monotonic() - t0, 1)
+    res["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"e2e-{bench.stamp}{'-' + args.tag if args.tag else ''}.json"
+    (args.out / name).write_text(json.dumps(res, indent=2, default=str) + "\n")
+    md = markdown(res, f"bench/results/{name}")
+    (args.out / "latest.md").write_text(md + "\n")
+    plot(res, args.out / "latency-throughput.png")
+    print()
+    print(md)
+    log(f"done in {res['total_seconds']:.0f}s: {args.out / name}")
+    checks = [c for c in (res.get("check_one_worker_run"),
+                          res.get("sendgate_1_worker", {}).get("check"),
+                          res.get("sendgate_2_workers", {}).get("check")) if c]
+    return 0 if all(c["ok"] for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
