@@ -18,6 +18,7 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -89,8 +90,12 @@ def _wait(what: str, hint: str, host: str, port: int, check: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """Bootstrap servers of a broker that answers metadata (SENDGATE_KAFKA_BOOTSTRAP)."""
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a broker that answers metadata (SENDGATE_KAFKA_BOOTSTRAP).
+
+    At the end of the session the topics the tests created (all named `it-...`, see
+    `unique_name`) are deleted, so a long-lived local broker does not pile them up.
+    """
     from confluent_kafka.admin import AdminClient
 
     bootstrap = Settings.from_env().kafka_bootstrap
@@ -109,7 +114,14 @@ def kafka_bootstrap() -> str:
             raise RuntimeError("metadata without brokers")
 
     _wait(f"Kafka at {bootstrap}", "make kafka-up", host, port, check)
-    return bootstrap
+    yield bootstrap
+    try:
+        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith("it-")]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=60).values():
+                future.result(60)
+    except Exception as exc:  # cleanup only: never fail the run for it
+        print(f"note: could not delete the test topics: {exc}")
 
 
 @pytest.fixture(scope="session")
