@@ -11,6 +11,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+from streams.app.observe import wait_for_topics
 from streams.app.supervisor import WorkerProcess, wait_group_ready
 from streams.codecs.registry import get_codec
 from streams.commands.topics import create_topics
@@ -34,7 +35,8 @@ def codec() -> Any:
 
 def make_topics(bootstrap: str, prefix: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    create_topics(admin, prefix=prefix)
+    created = create_topics(admin, prefix=prefix)
+    wait_for_topics(admin, [r.name for r in created])
 
 
 def worker(bootstrap: str, prefix: str, tmp: Path, name: str = "w1",

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams.app import topics as T
+from streams.app.observe import wait_for_topics
 from streams.app.pipeline import H_SOURCE, header, message_headers
 from streams.core.engine import contact_points
 from streams.core.keys import input_key
@@ -153,7 +154,7 @@ def assign_at_end(consumer: Consumer, topics: Sequence[str]) -> None:
     `OFFSET_END` would be resolved only at the first fetch, after records produced in
     the meantime, which a watcher must not miss.
     """
-    meta = consumer.list_topics(timeout=10)
+    meta = wait_for_topics(consumer, topics)
     tps = []
     for name in topics:
         for p in meta.topics[name].partitions:

@@ -19,6 +19,25 @@ from streams.app import topics as T
 from streams.app.pipeline import message_headers
 
 
+def wait_for_topics(client: Any, names: Iterable[str], timeout: float = 60.0) -> Any:
+    """Metadata once every topic in `names` is known to the broker with its partitions.
+
+    A topic that was just created can be missing from a broker's metadata for a moment
+    (seen right after a broker restart); callers that assign partitions must wait.
+    """
+    wanted = set(names)
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = client.list_topics(timeout=10)
+        known = {n for n in wanted if n in meta.topics and meta.topics[n].partitions}
+        if known == wanted or time.monotonic() > deadline:
+            missing = wanted - known
+            if missing:
+                raise TimeoutError(f"topics not in the broker's metadata: {sorted(missing)}")
+            return meta
+        time.sleep(0.2)
+
+
 @dataclass
 class Emitted:
     topic: str
@@ -64,7 +83,7 @@ class OutputReader:
         })
         self.dead_letter_topic = topic_prefix + T.DEAD_LETTER
         names = [topic_prefix + n for n in (T.APPROVED, T.BLOCKED, T.REVOKED, T.DEAD_LETTER)]
-        meta = self.consumer.list_topics(timeout=10)
+        meta = wait_for_topics(self.consumer, names)
         tps = []
         for name in names:
             count = partitions or len(meta.topics[name].partitions)
