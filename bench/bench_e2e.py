@@ -40,6 +40,7 @@ import platform
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -204,6 +205,52 @@ class Bench:
         res["sampled"] = s.summary()
         log(f"b: Python consume->decode->encode->produce {res['records_per_s']:,.0f} "
             f"records/s ({res['seconds']}s)")
+        return res
+
+    def framework_ceiling(self, prefix: str, events: int) -> dict[str, Any]:
+        """Phase f: `bench/faust_null.py` (the worker's faust topology, no sendgate logic)
+        drains the same pre-loaded input topics; one process, like c1."""
+        out, internal = prefix + "null.out", prefix + "null.contact-events"
+        K.create_topic(self.admin, internal, self.args.partitions)
+        K.create_topic(self.admin, out, self.args.partitions)
+        log_path = self.work / "null.log"
+        cmd = [sys.executable, str(HERE / "faust_null.py"), self.bootstrap, prefix,
+               str(self.work / "null-data"), str(self.args.partitions)]
+        with open(log_path, "wb") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            c = K.consumer(self.bootstrap)
+            deadline = time.monotonic() + self.args.drain_timeout
+            with K.Sampler({"null": proc.pid, **self.pids([])}) as s:
+                while K.total_end(c, [out]) < events:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"faust_null died: {log_path.read_text()[-2000:]}")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("faust_null did not drain in time")
+                    time.sleep(1.0)
+            first = K.first_append_ms(c, [internal])
+            last = K.last_append_ms(c, [out])
+            written = K.total_end(c, [out])
+            c.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        drain = ((last or 0) - (first or 0)) / 1000
+        sampled = s.summary()
+        res = {
+            "events": events,
+            "outputs": written,
+            "events_per_s": round(events / drain, 1) if drain > 0 else None,
+            "drain_s": round(drain, 2),
+            "cpu_us_per_event": round(sampled["cpu_s"].get("null", 0) / events * 1e6, 1),
+            "sampled": sampled,
+        }
+        log(f"f: faust null pipeline {res['events_per_s']:,.0f} events/s "
+            f"({res['cpu_us_per_event']} us CPU/event)")
         return res
 
     def saturation(self, prefix: str, workers: list[WorkerProcess], events: int,
@@ -448,12 +495,14 @@ class Bench:
         res = self.result
         if "a" in phases:
             res["broker_ceiling"] = self.broker_ceiling(a.events, round(avg_value))
-        if phases & {"b", "c1"}:
+        if phases & {"b", "f", "c1"}:
             p1 = self.run_topics("w1")
             rate = K.preload(self.bootstrap, p1, wl, 0, a.events)
             log(f"c1: pre-loaded {a.events:,} events into {p1}* ({rate:,.0f}/s)")
             if "b" in phases:
                 res["python_ceiling"] = self.python_ceiling(p1, a.events)
+            if "f" in phases:
+                res["faust_ceiling"] = self.framework_ceiling(p1, a.events)
             if "c1" in phases:
                 w1 = self.worker(p1, "w1")
                 res["sendgate_1_worker"] = self.saturation(
@@ -781,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--probe-events", type=int, default=300,
                    help="events published at the restart (about 70 %% requests)")
     p.add_argument("--drain-timeout", type=float, default=1800.0)
-    p.add_argument("--phases", default="a,b,c1,latency,recovery,c2",
+    p.add_argument("--phases", default="a,b,f,c1,latency,recovery,c2",
                    help="subset of a,b,c1,latency,recovery,c2")
     p.add_argument("--worker-env", action="append", default=[], metavar="K=V",
                    help="extra environment of the worker processes (experiments)")

@@ -27,6 +27,7 @@ from streams.app.pipeline import (
     Ingestor,
     OutRecord,
     ParsedEvents,
+    ViewHint,
     decode_state,
     encode_state,
     headers_as_list,
@@ -286,7 +287,10 @@ def create_app(opts: WorkerOptions) -> faust.App:
                 ))
                 return
             if outcome.state is not state or raw_state is None:
-                raw_new = encode_state(outcome.state)
+                raw_new = encode_state(outcome.state, ViewHint(
+                    outcome.event.tenant, outcome.event.occurred_at,
+                    str(outcome.contact.type),
+                ))
                 state_table[key] = raw_new
                 if states_max:
                     states[key] = (raw_new, outcome.state)

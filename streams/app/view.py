@@ -475,7 +475,9 @@ class StatusView:
         self.projection_errors = 0
 
     @classmethod
-    def from_env(cls, redis_url: str, policies: PolicyBook | None = None) -> StatusView:
+    def from_env(
+        cls, redis_url: str, policies: PolicyBook | None = None, namespace: str | None = None,
+    ) -> StatusView:
         """With the SENDGATE_VIEW_* settings: NAMESPACE (sg:view:), MAX_PENDING (20000),
         TTL_SECONDS (none)."""
         env = os.environ
@@ -483,7 +485,7 @@ class StatusView:
         return cls(
             redis_url,
             policies=policies,
-            namespace=env.get("SENDGATE_VIEW_NAMESPACE") or DEFAULT_NAMESPACE,
+            namespace=namespace or env.get("SENDGATE_VIEW_NAMESPACE") or DEFAULT_NAMESPACE,
             max_pending=int(env.get("SENDGATE_VIEW_MAX_PENDING", "20000")),
             ttl_seconds=ttl or None,
         )
@@ -689,16 +691,26 @@ class StatusView:
 
     async def write_now(
         self,
-        items: Iterable[tuple[str, ContactState, str | None, datetime]],
+        items: Iterable[tuple[str, ContactState, str | None, datetime, str | None]],
+        tombstones: Iterable[str] = (),
     ) -> int:
-        """Project and write (contact_key, state, tenant, as_of) items at once, raising on
-        Redis errors: for `view rebuild`, not for the worker."""
+        """Project and write (contact_key, state, tenant, as_of, contact_type) items and
+        delete the views of `tombstones` at once, raising on Redis errors: for `view
+        rebuild` and `view follow`, not for the worker. A state that cannot be projected
+        leaves no (stale) answer behind: its view is deleted (fail closed)."""
         n = 0
         pipe = self._writer.pipeline(transaction=True)  # no lookup sees a half-written key
-        for ckey, state, tenant, as_of in items:
+        for ckey in tombstones:
+            pipe.delete(self.key(ckey))
+        for ckey, state, tenant, as_of, contact_type in items:
             rkey = self.key(ckey)
-            fields = project(state, tenant, as_of, self.policies)
             pipe.delete(rkey)
+            try:
+                fields = project(state, tenant, as_of, self.policies, (), contact_type)
+            except Exception:
+                self.projection_errors += 1
+                log.exception("status view: projection failed for key %s…", ckey[:12])
+                continue
             pipe.hset(rkey, mapping=fields)  # type: ignore[arg-type]
             if self.ttl_seconds:
                 pipe.expire(rkey, self.ttl_seconds)

@@ -141,9 +141,35 @@ def register(p: argparse.ArgumentParser) -> None:
     r.add_argument("--dry-run", action="store_true", help="read and count, write nothing")
 
 
+    f = sub.add_parser(
+        "follow", help="keep the view from the changelog (worker with SENDGATE_STATUS_VIEW=0)",
+        description=(
+            "Tail the contact-state changelog and write the status view, so that the "
+            "worker does not project it itself (SENDGATE_STATUS_VIEW=0). Several "
+            "followers share the partitions (one consumer group). Runs until SIGTERM."
+        ),
+    )
+    f.add_argument("--topic-prefix", default=os.environ.get("SENDGATE_TOPIC_PREFIX", ""),
+                   help="prefix of every topic name (as given to the worker)")
+    f.add_argument("--app-id", default=None, help="faust app id (default $SENDGATE_APP_ID)")
+    f.add_argument("--redis-url", default=None, help="default $SENDGATE_REDIS_URL")
+    f.add_argument("--namespace", default=None,
+                   help="Redis key prefix (default $SENDGATE_VIEW_NAMESPACE or sg:view:)")
+    f.add_argument("--group", default=None,
+                   help="consumer group (default <prefix><app id>-view-follower)")
+    f.add_argument("--idle-exit", type=float, default=None,
+                   help="stop after this many seconds without a record (one-off catch-up)")
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    if args.view_command == "follow":
+        logging.basicConfig(level=os.environ.get("SENDGATE_LOGLEVEL", "WARNING").upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        summary = asyncio.run(follow(args))
+        print(json.dumps(summary))
+        return 1 if summary["unreadable"] else 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         summary = asyncio.run(rebuild(args))
@@ -157,10 +183,42 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary["unreadable"] else 0
 
 
+async def follow(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+    import signal
+
+    from streams.app.view import StatusView
+    from streams.app.view_follower import ViewFollower
+    from streams.config import Settings
+    from streams.core.policy import PolicyBook, load_policy_book
+
+    settings = Settings.from_env()
+    app_id = args.app_id or settings.app_id
+    topic = changelog_topic(app_id, args.topic_prefix)
+    policies = (
+        load_policy_book(settings.policy_file) if settings.policy_file else PolicyBook.default()
+    )
+    view = StatusView.from_env(args.redis_url or settings.redis_url, policies, args.namespace)
+    follower = ViewFollower(
+        settings.kafka_bootstrap, topic, view,
+        args.group or f"{args.topic_prefix}{app_id}-view-follower",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.warning("view follow: %s -> Redis namespace %s", topic, view.namespace)
+    try:
+        stats = await follower.run(stop, idle_exit=args.idle_exit)
+    finally:
+        await view.aclose(flush_timeout=0)
+    return {"topic": topic, **stats.as_dict()}
+
+
 async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
+    from streams.app.pipeline import decode_changelog_value
     from streams.app.view import DEFAULT_NAMESPACE, StatusView, state_event_time
     from streams.config import Settings
-    from streams.core.engine import load_state
     from streams.core.eventtime import parse_rfc3339
     from streams.core.policy import PolicyBook, load_policy_book
 
@@ -187,16 +245,23 @@ async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
                     tombstones += 1
                     continue
                 try:
-                    state = load_state(json.loads(rec.value))
+                    state, hint = decode_changelog_value(rec.value)
                 except Exception as exc:
                     failed += 1
                     log.error("unreadable state at %s[%d]@%d: %s", topic, rec.partition,
                               rec.offset, type(exc).__name__)
                     continue
                 live.add(ckey)
-                as_of = fixed_as_of or state_event_time(state) or datetime.now().astimezone()
-                tenant = await view.tenant_of(ckey, state)
-                items.append((ckey, state, tenant, as_of))
+                if hint is not None:  # what the worker projected after the same event
+                    tenant: str | None = hint.tenant
+                    as_of = fixed_as_of or hint.as_of
+                    ctype = hint.contact_type
+                else:
+                    tenant = await view.tenant_of(ckey, state)
+                    as_of = (fixed_as_of or state_event_time(state)
+                             or datetime.now().astimezone())
+                    ctype = None
+                items.append((ckey, state, tenant, as_of, ctype))
             if not args.dry_run and items:
                 written += await view.write_now(items)
         orphans = 0
