@@ -9,9 +9,14 @@ signups, 5 % unsubscribes, Avro single-object encoded exactly as the SDK publish
                         = the average encoded value; a = min(produce, consume) records/s
   b  Python ceiling     one thread: confluent-kafka consume -> Avro decode -> Avro
                         encode -> produce, no logic, over the same pre-loaded records
+  f  faust ceiling      bench/faust_null.py: the worker's faust topology (two agents,
+                        internal topic, RocksDB table with changelog, at least once)
+                        with no sendgate logic, one process, same pre-loaded records
   c  sendgate           `sendgate worker` processes (1, then 2) on pre-loaded input
                         topics: time from the first decision to the last write
                         (decision or changelog) = saturation throughput (events/s)
+  c1f                   one worker with SENDGATE_STATUS_VIEW=0 plus a `sendgate view
+                        follow` process writing the status view from the changelog
   latency               live steps at fixed offered loads (events/s of the same mix) on
                         the warm one-worker run: request log-append time on the input
                         topic -> first decision's log-append time on its output topic
@@ -254,7 +259,8 @@ class Bench:
         return res
 
     def saturation(self, prefix: str, workers: list[WorkerProcess], events: int,
-                   requests: list[str], read_back: bool = True) -> dict[str, Any]:
+                   requests: list[str], read_back: bool = True,
+                   extra_pids: dict[str, int] | None = None) -> dict[str, Any]:
         """Start the worker(s) on pre-loaded topics; wait until everything is processed.
 
         `read_back`: read every decision now and check them (else the caller checks the
@@ -273,7 +279,7 @@ class Bench:
         deadline = time.monotonic() + self.args.drain_timeout
         last_report = time.monotonic()
         restarts = len(self.result.get("broker_restarts", []))
-        with K.Sampler(self.pids(workers)) as s:
+        with K.Sampler({**self.pids(workers), **(extra_pids or {})}) as s:
             while True:
                 for w in workers:
                     if not w.alive():
@@ -332,6 +338,56 @@ class Bench:
             f"({drain:.1f}s from start of processing to last write; "
             f"{res['worker_cpu_us_per_event']} us worker CPU/event; "
             f"peak RSS {sampled['rss_peak_mb']}); check: {check['ok']}")
+        return res
+
+    def follow_run(self, prefix: str, events: int, requests: list[str]) -> dict[str, Any]:
+        """Phase c1f: one worker with SENDGATE_STATUS_VIEW=0 and one `sendgate view
+        follow` process writing the status view from the changelog."""
+        ns = f"bench:{prefix}"
+        self.namespaces.append(ns)
+        w = self.worker(prefix, "w1f")
+        w.env["SENDGATE_STATUS_VIEW"] = "0"
+        group = f"{prefix}{self.settings.app_id}-view-follower"
+        log_path = self.work / "follower.log"
+        cmd = [sys.executable, "-m", "streams.cli", "view", "follow", "--topic-prefix", prefix,
+               "--namespace", ns, "--group", group]
+        with open(log_path, "wb") as logf:
+            follower = subprocess.Popen(
+                cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=REPO,
+                env={**os.environ, "SENDGATE_KAFKA_BOOTSTRAP": self.bootstrap,
+                     "PYTHONUNBUFFERED": "1"})
+        try:
+            res = self.saturation(prefix, [w], events, requests,
+                                  extra_pids={"follower": follower.pid})
+            c = K.consumer(self.bootstrap)
+            changelog = self.changelog(prefix)
+            deadline = time.monotonic() + self.args.drain_timeout
+            while K.committed_lag(c, group, [changelog], self.bootstrap) > 0:
+                if follower.poll() is not None:
+                    raise RuntimeError(f"view follower died: {log_path.read_text()[-2000:]}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("view follower did not catch up")
+                time.sleep(1.0)
+            caught_up = time.time()
+            last_changelog = K.last_append_ms(c, [changelog]) or 0
+            c.close()
+            res["view_follower"] = {
+                "caught_up_after_last_changelog_write_s": round(
+                    caught_up - last_changelog / 1000, 2),
+                "cpu_us_per_event": round(
+                    res["sampled"]["cpu_s"].get("follower", 0) / events * 1e6, 1),
+                "rss_peak_mb": res["sampled"]["rss_peak_mb"].get("follower"),
+            }
+            log(f"c1f: view follower caught up "
+                f"{res['view_follower']['caught_up_after_last_changelog_write_s']}s after the "
+                f"last changelog write")
+        finally:
+            follower.terminate()
+            try:
+                follower.wait(30)
+            except subprocess.TimeoutExpired:
+                follower.kill()
+            w.stop()
         return res
 
     def check(self, prefix: str, requests: list[str], dlog: K.DecisionLog,
@@ -524,6 +580,11 @@ class Bench:
                     w1b.stop()
                 else:
                     w1.stop()
+        if "c1f" in phases:
+            pf = self.run_topics("w1f")
+            rate = K.preload(self.bootstrap, pf, wl, 0, a.events)
+            log(f"c1f: pre-loaded {a.events:,} events into {pf}* ({rate:,.0f}/s)")
+            res["sendgate_1_worker_view_follower"] = self.follow_run(pf, a.events, requests)
         if "c2" in phases:
             p2 = self.run_topics("w2")
             rate = K.preload(self.bootstrap, p2, wl, 0, a.events)
@@ -555,8 +616,14 @@ class Bench:
         b = res.get("python_ceiling", {}).get("records_per_s")
         c1 = res.get("sendgate_1_worker", {}).get("events_per_s")
         c2 = res.get("sendgate_2_workers", {}).get("events_per_s")
+        f = res.get("faust_ceiling", {}).get("events_per_s")
+        c1f = res.get("sendgate_1_worker_view_follower", {}).get("events_per_s")
         res["ratios"] = {
             "b_over_a": round(b / a, 4) if a and b else None,
+            "f_over_b": round(f / b, 3) if b and f else None,
+            "c1_over_f": round(c1 / f, 3) if f and c1 else None,
+            "c1f_over_f": round(c1f / f, 3) if f and c1f else None,
+            "c1f_over_b": round(c1f / b, 3) if b and c1f else None,
             "c1_over_b": round(c1 / b, 3) if b and c1 else None,
             "c2_over_b": round(c2 / b, 3) if b and c2 else None,
             "c2_over_c1": round(c2 / c1, 3) if c1 and c2 else None,
@@ -654,6 +721,8 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
     b = res.get("python_ceiling", {})
     c1 = res.get("sendgate_1_worker", {})
     c2 = res.get("sendgate_2_workers", {})
+    f = res.get("faust_ceiling", {})
+    c1f = res.get("sendgate_1_worker_view_follower", {})
     r = res.get("ratios", {})
     st = res.get("state", {})
     rec = res.get("recovery", {})
@@ -682,18 +751,34 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
             f"| b. Python ceiling (consume, decode, encode, produce) | "
             f"{fmt(b['records_per_s'])} | one thread, confluent-kafka + fastavro, "
             f"no logic |")
-    for name, c in (("c. sendgate, 1 worker", c1), ("c. sendgate, 2 workers", c2)):
+    if f:
+        lines.append(
+            f"| f. faust ceiling (the worker's topology, no sendgate logic) | "
+            f"{fmt(f['events_per_s'])} | bench/faust_null.py: two agents, internal topic, "
+            f"RocksDB table + changelog, at least once; CPU {f['cpu_us_per_event']} us/event |")
+    for name, c in (("c. sendgate, 1 worker (status view in the worker)", c1),
+                    ("c. sendgate, 1 worker + `view follow` process", c1f),
+                    ("c. sendgate, 2 workers (status view in the workers)", c2)):
         if c:
+            extra = ""
+            vf = c.get("view_follower")
+            if vf:
+                extra = (f"; follower CPU {vf['cpu_us_per_event']} us/event, view caught up "
+                         f"{vf['caught_up_after_last_changelog_write_s']} s after the last "
+                         f"changelog write")
             lines.append(
                 f"| {name} | {fmt(c['events_per_s'])} | drain of {c['events']:,} pre-loaded "
                 f"events in {c['drain_s']}s (group ready to last write); "
-                f"worker CPU {c['worker_cpu_us_per_event']} us/event; "
+                f"worker CPU {c['worker_cpu_us_per_event']} us/event{extra}; "
                 f"check {'ok' if c['check']['ok'] else 'FAILED'} |")
     lines += [
         "",
         f"Ratios: b/a = {fmt(r.get('b_over_a'), digits=3)}, c1/b = "
         f"{fmt(r.get('c1_over_b'), digits=3)}, c2/b = {fmt(r.get('c2_over_b'), digits=3)}, "
-        f"c2/c1 = {fmt(r.get('c2_over_c1'), digits=2)}.",
+        f"c2/c1 = {fmt(r.get('c2_over_c1'), digits=2)}; f/b = "
+        f"{fmt(r.get('f_over_b'), digits=3)}, c1/f = {fmt(r.get('c1_over_f'), digits=3)}, "
+        f"c1 with follower / f = {fmt(r.get('c1f_over_f'), digits=3)}, "
+        f"c1 with follower / b = {fmt(r.get('c1f_over_b'), digits=3)}.",
         "",
     ]
     steps = res.get("latency_steps", [])
@@ -794,7 +879,10 @@ def plot(res: dict[str, Any], path: Path) -> None:
     bars = []
     for label, key in (("a broker\n(min p/c)", ("broker_ceiling", "records_per_s")),
                        ("b Python\nceiling", ("python_ceiling", "records_per_s")),
+                       ("f faust\nceiling", ("faust_ceiling", "events_per_s")),
                        ("c sendgate\n1 worker", ("sendgate_1_worker", "events_per_s")),
+                       ("c 1 worker\n+ follower", ("sendgate_1_worker_view_follower",
+                                                   "events_per_s")),
                        ("c sendgate\n2 workers", ("sendgate_2_workers", "events_per_s"))):
         v = res.get(key[0], {}).get(key[1])
         if v:
@@ -830,7 +918,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--probe-events", type=int, default=300,
                    help="events published at the restart (about 70 %% requests)")
     p.add_argument("--drain-timeout", type=float, default=1800.0)
-    p.add_argument("--phases", default="a,b,f,c1,latency,recovery,c2",
+    p.add_argument("--phases", default="a,b,f,c1,latency,recovery,c1f,c2",
                    help="subset of a,b,c1,latency,recovery,c2")
     p.add_argument("--worker-env", action="append", default=[], metavar="K=V",
                    help="extra environment of the worker processes (experiments)")

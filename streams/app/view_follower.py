@@ -79,14 +79,36 @@ class ViewFollower:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "enable.partition.eof": False,
+            "topic.metadata.refresh.interval.ms": 10_000,
         })
-        self.consumer.subscribe([topic])
+        self._subscribed = False
+
+    def _topic_exists(self) -> bool:
+        meta = self.consumer.list_topics(self.topic, timeout=10)
+        tmeta = meta.topics.get(self.topic)
+        return tmeta is not None and tmeta.error is None and bool(tmeta.partitions)
+
+    async def _subscribe(self, stop: asyncio.Event) -> bool:
+        """Subscribe once the changelog exists (the worker creates it when it starts)."""
+        waited = 0.0
+        while not stop.is_set():
+            if await asyncio.to_thread(self._topic_exists):
+                self.consumer.subscribe([self.topic])
+                self._subscribed = True
+                return True
+            if waited == 0.0:
+                log.warning("view follow: waiting for %s (is the worker started?)", self.topic)
+            await asyncio.sleep(1.0)
+            waited += 1.0
+        return False
 
     async def run(self, stop: asyncio.Event, *, idle_exit: float | None = None) -> FollowStats:
         """Follow until `stop` is set (or, with `idle_exit`, until nothing came for that
         many seconds: tests and one-off catch-ups)."""
-        idle_since = time.monotonic()
         try:
+            if not await self._subscribe(stop):
+                return self.stats
+            idle_since = time.monotonic()
             while not stop.is_set():
                 msgs = await asyncio.to_thread(
                     self.consumer.consume, self.batch, self.poll_timeout
@@ -99,10 +121,21 @@ class ViewFollower:
                 await self._write(msgs, stop)
                 if stop.is_set():
                     break
-                await asyncio.to_thread(self.consumer.commit, asynchronous=False)
+                await asyncio.to_thread(self._commit)
         finally:
             self.consumer.close()
         return self.stats
+
+    def _commit(self) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            # nothing consumed since the last commit (only errors, or a rebalance took
+            # the partitions): nothing to commit
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                raise
 
     async def _write(self, msgs: list[Any], stop: asyncio.Event) -> None:
         latest: dict[str, bytes | None] = {}
