@@ -76,6 +76,14 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def pct(samples: Sequence[float], p: float) -> float | None:
     if not samples:
         return None
@@ -239,11 +247,7 @@ class Bench:
             written = K.total_end(c, [out])
             c.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            terminate(proc)
         drain = ((last or 0) - (first or 0)) / 1000
         sampled = s.summary()
         res = {
@@ -382,11 +386,7 @@ class Bench:
                 f"{res['view_follower']['caught_up_after_last_changelog_write_s']}s after the "
                 f"last changelog write")
         finally:
-            follower.terminate()
-            try:
-                follower.wait(30)
-            except subprocess.TimeoutExpired:
-                follower.kill()
+            terminate(follower)
             w.stop()
         return res
 

@@ -31,7 +31,7 @@ import faust  # noqa: E402
 from faust.streams import _current_event  # noqa: E402
 
 from streams.app import topics as T  # noqa: E402
-from streams.app.faust_app import _tune_fetches  # noqa: E402
+from streams.app.faust_app import STREAM_SETTINGS, _tune_fetches  # noqa: E402
 from streams.app.faust_patches import apply_patches  # noqa: E402
 from streams.commands.worker import use_event_loop  # noqa: E402
 
@@ -53,14 +53,7 @@ def create_null_app(bootstrap: str, prefix: str, data_dir: Path, partitions: int
         topic_replication_factor=1,
         topic_allow_declare=True,
         web_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        broker_commit_every=1000,
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
-        broker_commit_interval=1.0,
-        stream_wait_empty=False,
-        worker_redirect_stdouts=False,
+        **STREAM_SETTINGS,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(*(prefix + name for name in T.INPUT_TOPICS), **raw)

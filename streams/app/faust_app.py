@@ -90,6 +90,21 @@ def _tune_fetches() -> None:
     cls._sendgate_fetch_tuned = True
 
 
+STREAM_SETTINGS: dict[str, Any] = {
+    "consumer_auto_offset_reset": "earliest",
+    "producer_max_request_size": 6 * 1024 * 1024,
+    "consumer_max_fetch_size": 8 * 1024 * 1024,
+    "producer_acks": -1,
+    "broker_commit_every": 1000,
+    "broker_session_timeout": 10.0,
+    "broker_heartbeat_interval": 2.0,
+    "broker_commit_interval": 1.0,
+    "stream_wait_empty": False,
+    "worker_redirect_stdouts": False,
+}
+"""The worker's consumer, producer and commit settings (shared with bench/faust_null.py)."""
+
+
 def create_app(opts: WorkerOptions) -> faust.App:
     apply_patches()
     _tune_fetches()
@@ -117,16 +132,7 @@ def create_app(opts: WorkerOptions) -> faust.App:
         web_port=opts.web_port or s.web_port,
         web_host="127.0.0.1",
         web_bind="127.0.0.1",
-        consumer_auto_offset_reset="earliest",
-        producer_max_request_size=6 * 1024 * 1024,
-        consumer_max_fetch_size=8 * 1024 * 1024,
-        producer_acks=-1,
-        broker_commit_every=1000,
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
-        broker_commit_interval=1.0,
-        stream_wait_empty=False,
-        worker_redirect_stdouts=False,
+        **STREAM_SETTINGS,
         table_standby_replicas=int(opts.extra.get("standby_replicas", 0)),
         **{k: v for k, v in opts.extra.items() if k != "standby_replicas"},
     )
