@@ -880,16 +880,17 @@ def plot(res: dict[str, Any], path: Path) -> None:
     for label, key in (("a broker\n(min p/c)", ("broker_ceiling", "records_per_s")),
                        ("b Python\nceiling", ("python_ceiling", "records_per_s")),
                        ("f faust\nceiling", ("faust_ceiling", "events_per_s")),
-                       ("c sendgate\n1 worker", ("sendgate_1_worker", "events_per_s")),
-                       ("c 1 worker\n+ follower", ("sendgate_1_worker_view_follower",
-                                                   "events_per_s")),
-                       ("c sendgate\n2 workers", ("sendgate_2_workers", "events_per_s"))):
+                       ("c1\n1 worker", ("sendgate_1_worker", "events_per_s")),
+                       ("c1f\n+ follower", ("sendgate_1_worker_view_follower",
+                                            "events_per_s")),
+                       ("c2\n2 workers", ("sendgate_2_workers", "events_per_s"))):
         v = res.get(key[0], {}).get(key[1])
         if v:
             bars.append((label, v))
     if bars:
         ax2.bar([b[0] for b in bars], [b[1] for b in bars], color="tab:blue")
         ax2.set_yscale("log")
+        ax2.tick_params(axis="x", labelsize=7)
         ax2.set_ylabel("events/s (log)")
         ax2.set_title("saturation throughput")
         for i, (_, v) in enumerate(bars):
