@@ -81,6 +81,27 @@ class Tally:
         return "\n".join([head, *rows])
 
 
+def demo_data_dir(base: Path, bootstrap: str) -> Path:
+    """The demo worker's RocksDB dir, one per Kafka cluster id.
+
+    `make down` wipes the local broker's data; a RocksDB dir left from the previous cluster
+    would then be ahead of the new changelog and faust refuses to start (ConsistencyError,
+    as it should for a real worker). The demo's state lives in the changelog anyway, so it
+    starts on the dir of the cluster it talks to and drops the dirs of other clusters.
+    """
+    import shutil
+
+    from confluent_kafka.admin import AdminClient
+
+    cluster = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15).cluster_id
+    name = "".join(ch for ch in str(cluster or "unknown") if ch.isalnum() or ch in "-_")
+    if base.is_dir():
+        for old in base.iterdir():
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+    return base / name
+
+
 def run(args: argparse.Namespace) -> int:
     from streams.app.feeder import BarrierFeeder, Publisher, load_jsonl, retenant
     from streams.app.supervisor import WorkerProcess, wait_group_ready
@@ -96,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_worker:
         worker = WorkerProcess(
             bootstrap=settings.kafka_bootstrap,
-            data_dir=var / "demo-worker",
+            data_dir=demo_data_dir(var / "demo-worker", settings.kafka_bootstrap),
             log_path=var / "demo-worker.log",
             env={"SENDGATE_DEV_MODE": os.environ.get("SENDGATE_DEV_MODE", "1")},
             metrics_port=int(os.environ.get("SENDGATE_METRICS_PORT", "9466")),
