@@ -84,10 +84,11 @@ class Tally:
 def demo_data_dir(base: Path, bootstrap: str) -> Path:
     """The demo worker's RocksDB dir, one per Kafka cluster id.
 
-    `make down` wipes the local broker's data; a RocksDB dir left from the previous cluster
-    would then be ahead of the new changelog and faust refuses to start (ConsistencyError,
-    as it should for a real worker). The demo's state lives in the changelog anyway, so it
-    starts on the dir of the cluster it talks to and drops the dirs of other clusters.
+    `infra/kafka/kafka.sh reset` (or any new broker) starts an empty cluster; a RocksDB dir
+    left from the previous one would be ahead of the new changelog and faust refuses to
+    start (ConsistencyError, as it should for a real worker). The demo's state lives in
+    the changelog anyway, so it starts on the dir of the cluster it talks to and drops the
+    dirs of other clusters.
     """
     import shutil
 

@@ -140,7 +140,6 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="keep views of keys that the changelog no longer has")
     r.add_argument("--dry-run", action="store_true", help="read and count, write nothing")
 
-
     f = sub.add_parser(
         "follow", help="keep the view from the changelog (worker with SENDGATE_STATUS_VIEW=0)",
         description=(
