@@ -113,6 +113,11 @@ def _index_bytes(index: int) -> bytes:
     return _INDEX_BYTES[index] if index < len(_INDEX_BYTES) else str(index).encode()
 
 
+def _type_of(event: Event) -> str:
+    etype = event.type
+    return str(getattr(etype, "value", etype))
+
+
 def accept_input(
     codec: Any, expected: str, key: bytes | None, value: bytes | None,
     max_payload: int = MAX_PAYLOAD_BYTES,
@@ -243,7 +248,7 @@ class Ingestor:
             return IngestOutcome((), dl, rejected, None)
         source = f"{topic}:{partition}:{offset}".encode()
         passthrough = [(k, v) for k, v in hdrs if k in PASSTHROUGH_HEADERS]
-        etype = event.type.value if hasattr(event.type, "value") else str(event.type)
+        etype = _type_of(event)
         etype_b = _EVENT_TYPE_BYTES.get(etype) or etype.encode()
         body = value or b""
         secret, tenant, out_topic = self.secret, event.tenant, self.contact_events_topic
@@ -269,9 +274,6 @@ class Ingestor:
             if uses:
                 self.parsed.put(body, event, points, uses)
         return IngestOutcome(forwards, None, None, etype)
-
-    def _accept(self, topic: str, key: bytes | None, value: bytes | None) -> Event:
-        return self._admit(topic, key, value)[0]
 
     def _admit(
         self, topic: str, key: bytes | None, value: bytes | None
@@ -312,11 +314,6 @@ class Ingestor:
                 (H_SOURCE, f"{topic}:{partition}:{offset}".encode()),
             ],
         )
-
-
-def _type_of(event: Event) -> str:
-    etype = event.type
-    return str(getattr(etype, "value", etype))
 
 
 def _decision_record(decision: Decision, decided_at: datetime) -> dict[str, Any]:

@@ -66,7 +66,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
@@ -84,6 +84,12 @@ from streams.core.enums import (
 )
 from streams.core.model import ContactState, Decision
 from streams.core.policy import PolicyBook
+
+if TYPE_CHECKING:
+    from streams.app.pipeline import ViewHint
+
+ViewItem = tuple[str, ContactState, str | None, datetime, str | None]
+"""(contact key, state, tenant, as_of, contact type): one projection to write."""
 
 log = logging.getLogger("sendgate.view")
 
@@ -679,6 +685,21 @@ class StatusView:
                 )
         self._meta_seen = True
 
+    async def item_from_changelog(
+        self, contact_key: str, state: ContactState, hint: ViewHint | None,
+        as_of: datetime | None = None,
+    ) -> ViewItem | None:
+        """What to project for a state read from the changelog (`view rebuild`, `view
+        follow`): the worker's view hint when it wrote one, else tenant and event time
+        derived from the state. `as_of` overrides the evaluation time. None: the state
+        tells no event time to evaluate at."""
+        if hint is not None:  # what the worker projected after the same event
+            return contact_key, state, hint.tenant, as_of or hint.as_of, hint.contact_type
+        at = as_of or state_event_time(state)
+        if at is None:
+            return None
+        return contact_key, state, await self.tenant_of(contact_key, state), at, None
+
     async def tenant_of(self, contact_key: str, state: ContactState) -> str | None:
         """The tenant of a state read from the changelog: from the state, else from the
         view already in Redis, else None (default policy)."""
@@ -691,7 +712,7 @@ class StatusView:
 
     async def write_now(
         self,
-        items: Iterable[tuple[str, ContactState, str | None, datetime, str | None]],
+        items: Iterable[ViewItem],
         tombstones: Iterable[str] = (),
     ) -> int:
         """Project and write (contact_key, state, tenant, as_of, contact_type) items and

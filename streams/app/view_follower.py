@@ -20,14 +20,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from streams.app.pipeline import decode_changelog_value
-from streams.app.view import StatusView, state_event_time
-from streams.core.engine import ContactState
+from streams.app.view import StatusView, ViewItem
 
 log = logging.getLogger("sendgate.view.follow")
 
@@ -148,7 +146,7 @@ class ViewFollower:
                 continue
             self.stats.records += 1
             latest[key.decode()] = msg.value()  # the last state of the batch wins
-        items: list[tuple[str, ContactState, str | None, datetime, str | None]] = []
+        items: list[ViewItem] = []
         tombstones: list[str] = []
         for ckey, raw in latest.items():
             if raw is None:
@@ -163,14 +161,11 @@ class ViewFollower:
                 log.error("view follow: unreadable state for key %s…: %s", ckey[:12],
                           type(exc).__name__)
                 continue
-            if hint is not None:
-                items.append((ckey, state, hint.tenant, hint.as_of, hint.contact_type))
-            else:  # written by an older worker: what `view rebuild` does
-                as_of = state_event_time(state)
-                if as_of is None:
-                    tombstones.append(ckey)
-                    continue
-                items.append((ckey, state, await self.view.tenant_of(ckey, state), as_of, None))
+            item = await self.view.item_from_changelog(ckey, state, hint)
+            if item is None:
+                tombstones.append(ckey)
+            else:
+                items.append(item)
         delay = 0.05
         while True:
             try:

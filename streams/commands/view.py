@@ -216,7 +216,7 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
 
 async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
     from streams.app.pipeline import decode_changelog_value
-    from streams.app.view import DEFAULT_NAMESPACE, StatusView, state_event_time
+    from streams.app.view import DEFAULT_NAMESPACE, StatusView
     from streams.config import Settings
     from streams.core.eventtime import parse_rfc3339
     from streams.core.policy import PolicyBook, load_policy_book
@@ -251,16 +251,11 @@ async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
                               rec.offset, type(exc).__name__)
                     continue
                 live.add(ckey)
-                if hint is not None:  # what the worker projected after the same event
-                    tenant: str | None = hint.tenant
-                    as_of = fixed_as_of or hint.as_of
-                    ctype = hint.contact_type
-                else:
-                    tenant = await view.tenant_of(ckey, state)
-                    as_of = (fixed_as_of or state_event_time(state)
-                             or datetime.now().astimezone())
-                    ctype = None
-                items.append((ckey, state, tenant, as_of, ctype))
+                item = await view.item_from_changelog(ckey, state, hint, fixed_as_of)
+                if item is None:  # no event time in the state: evaluate now
+                    item = (ckey, state, await view.tenant_of(ckey, state),
+                            datetime.now().astimezone(), None)
+                items.append(item)
             if not args.dry_run and items:
                 written += await view.write_now(items)
         orphans = 0

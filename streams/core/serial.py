@@ -148,7 +148,9 @@ _LEGAL_BASIS = _enum_decoder(LegalBasis)
 
 
 def _decision_to_dict(d: Decision) -> dict[str, Any]:
-    """`decision_to_dict` (contract §6 shape), written without its generic helpers."""
+    """`parse.decision_to_dict` (contract §6 shape) for a typed stored decision: `.value`
+    instead of `str()`, which that one keeps because it also takes decisions whose enum
+    fields are plain strings (audit, tests)."""
     return {
         "request_id": d.request_id,
         "tenant": d.tenant,
