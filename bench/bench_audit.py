@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from streams.app import topics as T  # noqa: E402
+from streams import topics as T  # noqa: E402
 from streams.audit.replay import (  # noqa: E402
     Redecider,
     ShardConfig,

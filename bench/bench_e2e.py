@@ -60,11 +60,11 @@ sys.path.insert(0, str(HERE))
 import e2e_kit as K  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
-from streams.app import topics as T  # noqa: E402
+from streams import topics as T  # noqa: E402
 from streams.app.faust_app import STATE_TABLE  # noqa: E402
-from streams.app.supervisor import WorkerProcess, wait_group_ready  # noqa: E402
 from streams.codecs.registry import get_codec  # noqa: E402
 from streams.config import Settings  # noqa: E402
+from streams.testing.supervisor import WorkerProcess, wait_group_ready  # noqa: E402
 
 RESULTS = HERE / "results"
 BENCH_SECRET = "bench-e2e-not-a-secret"

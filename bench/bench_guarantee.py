@@ -21,12 +21,12 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from streams.app.feeder import Publisher
-from streams.app.observe import OutputReader
-from streams.app.supervisor import WorkerProcess, wait_group_ready
 from streams.codecs.registry import get_codec
 from streams.commands.topics import create_topics
 from streams.config import Settings
+from streams.testing.feeder import Publisher
+from streams.testing.observe import OutputReader
+from streams.testing.supervisor import WorkerProcess, wait_group_ready
 from streams.workload import Workload
 
 RESULTS = Path(__file__).resolve().parent / "results"

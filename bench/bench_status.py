@@ -32,14 +32,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from streams.app.http import make_status_app  # noqa: E402
-from streams.app.view import StatusView  # noqa: E402
 from streams.config import Settings  # noqa: E402
 from streams.core.engine import DecisionEngine, contact_points  # noqa: E402
 from streams.core.keys import contact_key  # noqa: E402
 from streams.core.model import ContactPoint, ContactType  # noqa: E402
 from streams.core.parse import parse_event  # noqa: E402
 from streams.core.policy import PolicyBook  # noqa: E402
+from streams.view.http import make_status_app  # noqa: E402
+from streams.view.projection import StatusView  # noqa: E402
 from streams.workload import ENTITIES, Workload  # noqa: E402
 
 SECRET = b"bench-status-key"

@@ -30,8 +30,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.app import topics as T
-from streams.app.topics import TopicRole, catalogue
+from streams import topics as T
+from streams.topics import TopicRole, catalogue
 
 INPUT_NAMES: tuple[str, ...] = T.INPUT_TOPICS  # index = topic id in the cache
 DECISION_NAMES: tuple[str, ...] = (T.APPROVED, T.BLOCKED, T.REVOKED)
@@ -101,8 +101,8 @@ def load_workload(
                                      wl.values[:count], wl.request_ids[:count],
                                      contacts, tenants, seed)
             return wl
-    from streams.app.feeder import Publisher
     from streams.codecs.registry import get_codec
+    from streams.testing.feeder import Publisher
     from streams.workload import Workload
 
     publisher = Publisher.__new__(Publisher)  # encode only: no producer

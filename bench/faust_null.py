@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 import faust  # noqa: E402
 from faust.streams import _current_event  # noqa: E402
 
-from streams.app import topics as T  # noqa: E402
+from streams import topics as T  # noqa: E402
 from streams.app.faust_app import STREAM_SETTINGS, _tune_fetches  # noqa: E402
 from streams.app.faust_patches import apply_patches  # noqa: E402
 from streams.commands.worker import use_event_loop  # noqa: E402

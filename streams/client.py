@@ -34,7 +34,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from streams.app.topics import EVENT_TYPES, INPUT_MAX_MESSAGE_BYTES, input_topic_for
 from streams.codecs.base import Codec, EncodeError
 from streams.config import Settings
 from streams.core.enums import ContactType
@@ -42,6 +41,7 @@ from streams.core.errors import DecodeError, RejectedRecord, Rejection
 from streams.core.keys import input_key
 from streams.core.model import ContactPoint
 from streams.core.parse import parse_event
+from streams.topics import EVENT_TYPES, INPUT_MAX_MESSAGE_BYTES, input_topic_for
 
 Timestamp = datetime | str
 Event = dict[str, Any]

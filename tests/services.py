@@ -34,6 +34,10 @@ SERVICE_WAIT_S = float(os.environ.get("SENDGATE_SERVICE_WAIT", "60"))
 NOTHING_LISTENS_GRACE_S = 5.0
 
 
+SESSION_PREFIX = f"it-{uuid.uuid4().hex[:4]}-"
+"""Names of everything this test session creates on the broker start with it."""
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
@@ -93,8 +97,9 @@ def _wait(what: str, hint: str, host: str, port: int, check: Any) -> None:
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of a broker that answers metadata (SENDGATE_KAFKA_BOOTSTRAP).
 
-    At the end of the session the topics the tests created (all named `it-...`, see
-    `unique_name`) are deleted, so a long-lived local broker does not pile them up.
+    At the end of the session the topics this session created (all named `it-<session>-...`,
+    see `unique_name`) are deleted, so a long-lived local broker does not pile them up; test
+    sessions running side by side on one broker leave each other's topics alone.
     """
     from confluent_kafka.admin import AdminClient
 
@@ -116,7 +121,7 @@ def kafka_bootstrap() -> Iterator[str]:
     _wait(f"Kafka at {bootstrap}", "make kafka-up", host, port, check)
     yield bootstrap
     try:
-        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith("it-")]
+        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(SESSION_PREFIX)]
         if names:
             for future in admin.delete_topics(names, operation_timeout=60).values():
                 future.result(60)
@@ -157,8 +162,8 @@ def redis_url() -> str:
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A prefix unique to this test run, for topic, group and key names.
 
-    Kafka topic-safe ([a-zA-Z0-9._-]) and short: `it-<test name>-<8 hex>`. Tests append their
-    own suffixes, e.g. f"{unique_name}.orders", f"{unique_name}-group".
+    Kafka topic-safe ([a-zA-Z0-9._-]) and short: `it-<session>-<test name>-<8 hex>`. Tests
+    append their own suffixes, e.g. f"{unique_name}.orders", f"{unique_name}-group".
     """
     name = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name).strip("-").lower()[:40]
-    return f"it-{name}-{uuid.uuid4().hex[:8]}"
+    return f"{SESSION_PREFIX}{name}-{uuid.uuid4().hex[:8]}"

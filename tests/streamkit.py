@@ -11,14 +11,14 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from streams.app.observe import wait_for_topics
-from streams.app.supervisor import WorkerProcess, wait_group_ready
 from streams.codecs.registry import get_codec
 from streams.commands.topics import create_topics
 from streams.config import DEFAULT_SCENARIO_DIR, Settings
 from streams.core.engine import DecisionEngine
 from streams.core.parse import decision_to_dict, parse_event
 from streams.core.policy import PolicyBook
+from streams.testing.observe import wait_for_topics
+from streams.testing.supervisor import WorkerProcess, wait_group_ready
 
 TEST_SECRET = "integration-test-key"
 COMPARED = ("request_id", "tenant", "legal_entity", "channel", "decision", "reason_code",

@@ -20,7 +20,7 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 
-from streams.app import topics as T
+from streams import topics as T
 from streams.app.faust_patches import apply_patches
 from streams.app.pipeline import (
     Gate,
@@ -33,12 +33,12 @@ from streams.app.pipeline import (
     headers_as_list,
 )
 from streams.app.telemetry import Telemetry
-from streams.app.view import StatusView
 from streams.codecs.registry import get_codec
 from streams.config import Settings, hmac_key
 from streams.core.engine import ContactState
 from streams.core.errors import RejectedRecord, Rejection
 from streams.core.policy import PolicyBook, load_policy_book
+from streams.view.projection import StatusView
 
 log = logging.getLogger("sendgate.worker")
 

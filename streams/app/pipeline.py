@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from streams.app import topics as T
+from streams import topics as T
 from streams.core.engine import (
     ContactState,
     StepResult,

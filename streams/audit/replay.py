@@ -69,7 +69,7 @@ class TopicSet:
 
     @staticmethod
     def from_catalogue(prefix: str = "") -> TopicSet:
-        from streams.app import topics as T
+        from streams import topics as T
 
         inputs = tuple(prefix + name for name in T.INPUT_RECORDS)
         outputs = (prefix + T.APPROVED, prefix + T.BLOCKED, prefix + T.REVOKED)
@@ -1018,7 +1018,7 @@ def emit_findings(
     """
     from confluent_kafka import KafkaException, Producer
 
-    from streams.app import topics as T
+    from streams import topics as T
 
     errors: list[str] = []
 

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from streams.app.topics import RECORD_FOR_EVENT_TYPE
 from streams.codecs.base import (
     CONTENT_TYPE_JSON,
     DEAD_LETTER_MAX_PAYLOAD_BYTES,
@@ -29,6 +28,7 @@ from streams.codecs.base import (
 from streams.codecs.schemas import LoadedSchema, SchemaStore, load_schema_store
 from streams.codecs.shape import Shaper, Target, compile_shaper, format_rfc3339
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
+from streams.topics import RECORD_FOR_EVENT_TYPE
 
 
 def _encode_error(reason: Rejection, message: str, field: str) -> RejectedRecord:

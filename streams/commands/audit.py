@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     report = outcome.report
     emit_error: str | None = None
     if args.emit:
-        from streams.app import topics as T
+        from streams import topics as T
         from streams.core.model import RULEBOOK_VERSION
 
         topic = prefix + T.AUDIT_FINDINGS

@@ -33,8 +33,8 @@ class Tally:
     def __init__(self, bootstrap: str, codec: Any, prefix: str = "") -> None:
         from confluent_kafka import Consumer
 
-        from streams.app import topics as T
-        from streams.app.feeder import assign_at_end
+        from streams import topics as T
+        from streams.testing.feeder import assign_at_end
 
         self.codec = codec
         self.counts: Counter[str] = Counter()
@@ -104,10 +104,10 @@ def demo_data_dir(base: Path, bootstrap: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streams.app.feeder import BarrierFeeder, Publisher, load_jsonl, retenant
-    from streams.app.supervisor import WorkerProcess, wait_group_ready
     from streams.codecs.registry import get_codec
     from streams.config import DEFAULT_SCENARIO_DIR, Settings
+    from streams.testing.feeder import BarrierFeeder, Publisher, load_jsonl, retenant
+    from streams.testing.supervisor import WorkerProcess, wait_group_ready
     from streams.workload import Workload
 
     settings = Settings.from_env()

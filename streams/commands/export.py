@@ -211,9 +211,9 @@ def build_report(
     scan_topics: bool = True,
     settings: Any = None,
 ) -> dict[str, Any]:
-    from streams.app.view import erased_at
     from streams.commands.view import changelog_topic, read_latest
     from streams.core.engine import dump_state, load_state
+    from streams.view.projection import erased_at
 
     topic = changelog_topic(app_id, topic_prefix)
     latest = None

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _lookup(args: argparse.Namespace, default_url: str, ckey: str) -> int:
-    from streams.app.view import DEFAULT_NAMESPACE, StatusView
+    from streams.view.projection import DEFAULT_NAMESPACE, StatusView
 
     view = StatusView(args.redis_url or default_url, namespace=args.namespace or DEFAULT_NAMESPACE)
     try:

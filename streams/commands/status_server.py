@@ -29,9 +29,9 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from streams.app.http import make_status_app
-    from streams.app.view import DEFAULT_NAMESPACE, StatusView
     from streams.config import MissingSecret, Settings, hmac_key
+    from streams.view.http import make_status_app
+    from streams.view.projection import DEFAULT_NAMESPACE, StatusView
 
     logging.basicConfig(level=args.loglevel.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

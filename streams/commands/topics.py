@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from streams.app.topics import TopicSpec, catalogue
+from streams.topics import TopicSpec, catalogue
 
 CREATED = "created"
 EXISTS = "exists"

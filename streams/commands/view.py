@@ -1,6 +1,6 @@
 """`sendgate view rebuild`: rebuild the Redis status view from the changelog topic.
 
-The view is a projection (streams/app/view.py); its source of truth is the contact-state
+The view is a projection (streams/view/projection.py); its source of truth is the contact-state
 table, whose changelog topic `{prefix}{app_id}-contact-state-changelog` holds every
 state. The rebuild reads Kafka, not a worker's RocksDB, so it works with no worker
 running and on any machine: every partition from the beginning up to the high watermark
@@ -186,10 +186,10 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
     import asyncio
     import signal
 
-    from streams.app.view import StatusView
-    from streams.app.view_follower import ViewFollower
     from streams.config import Settings
     from streams.core.policy import PolicyBook, load_policy_book
+    from streams.view.follower import ViewFollower
+    from streams.view.projection import StatusView
 
     settings = Settings.from_env()
     app_id = args.app_id or settings.app_id
@@ -216,10 +216,10 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
 
 async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
     from streams.app.pipeline import decode_changelog_value
-    from streams.app.view import DEFAULT_NAMESPACE, StatusView
     from streams.config import Settings
     from streams.core.eventtime import parse_rfc3339
     from streams.core.policy import PolicyBook, load_policy_book
+    from streams.view.projection import DEFAULT_NAMESPACE, StatusView
 
     settings = Settings.from_env()
     topic = args.topic or changelog_topic(args.app_id or settings.app_id, args.topic_prefix)

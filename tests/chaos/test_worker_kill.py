@@ -20,10 +20,10 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from streamkit import codec, comparable, make_topics, reference_decisions, running, worker
 
-from streams.app import topics as T
-from streams.app.feeder import Publisher
-from streams.app.observe import Observed, OutputReader
+from streams import topics as T
 from streams.config import REPO_ROOT
+from streams.testing.feeder import Publisher
+from streams.testing.observe import Observed, OutputReader
 from streams.workload import Workload
 
 pytestmark = pytest.mark.timeout(3600)

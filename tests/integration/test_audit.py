@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from streams.app import topics as T
+from streams import topics as T
 from streams.config import DEFAULT_SCENARIO_DIR, Settings
 
 HMAC_KEY = "audit-integration-test-key"

@@ -17,13 +17,13 @@ import fastavro
 import pytest
 from streamkit import codec, make_topics, running, scrape, worker
 
-from streams.app import topics as T
-from streams.app.feeder import Publisher
-from streams.app.observe import OutputReader
-from streams.app.supervisor import free_port
+from streams import topics as T
 from streams.codecs.schemas import load_schema_store
 from streams.codecs.shape import Target, compile_shaper
 from streams.core.errors import RejectedRecord
+from streams.testing.feeder import Publisher
+from streams.testing.observe import OutputReader
+from streams.testing.supervisor import free_port
 from streams.workload import Workload
 
 pytestmark = pytest.mark.timeout(600)

@@ -16,11 +16,11 @@ import pytest
 import redis
 from streamkit import codec, make_topics, running, scenario_dir, scrape, worker
 
-from streams.app.feeder import BarrierFeeder, Publisher, load_jsonl
-from streams.app.observe import OutputReader
-from streams.app.supervisor import free_port
 from streams.core.keys import normalise
 from streams.core.model import ContactPoint, ContactType
+from streams.testing.feeder import BarrierFeeder, Publisher, load_jsonl
+from streams.testing.observe import OutputReader
+from streams.testing.supervisor import free_port
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from streams import client as sdk
-from streams.app import topics as T
+from streams import topics as T
 from streams.codecs.avro import AvroCodec, ConfluentAvroCodec
 from streams.codecs.base import Codec
 from streams.codecs.json import JsonCodec

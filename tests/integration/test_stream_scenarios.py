@@ -24,8 +24,8 @@ from streamkit import (
     worker,
 )
 
-from streams.app.feeder import BarrierFeeder, load_jsonl
-from streams.app.observe import OutputReader
+from streams.testing.feeder import BarrierFeeder, load_jsonl
+from streams.testing.observe import OutputReader
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -37,11 +37,11 @@ from unit.view.viewkit import (
     scenario_files,
 )
 
-from streams.app.http import make_status_app
-from streams.app.view import META_KEY_SUFFIX, StatusView, project, state_event_time
 from streams.core.engine import DecisionEngine, dump_state, status_view
 from streams.core.enums import CHANNELS_OF_CONTACT_TYPE, Channel, ContactType
 from streams.core.policy import PolicyBook
+from streams.view.http import make_status_app
+from streams.view.projection import META_KEY_SUFFIX, StatusView, project, state_event_time
 
 POLICIES = PolicyBook.default()
 REPO = Path(__file__).resolve().parents[2]

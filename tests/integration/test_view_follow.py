@@ -18,12 +18,12 @@ import redis
 from streamkit import TEST_SECRET, codec, make_topics, reference_decisions, running, worker
 from unit.view.viewkit import Applied, feed, scenario_files
 
-from streams.app.feeder import BarrierFeeder, load_jsonl
-from streams.app.observe import OutputReader
-from streams.app.view import META_KEY_SUFFIX, project
 from streams.cli import main
 from streams.core.engine import DecisionEngine
 from streams.core.policy import PolicyBook
+from streams.testing.feeder import BarrierFeeder, load_jsonl
+from streams.testing.observe import OutputReader
+from streams.view.projection import META_KEY_SUFFIX, project
 
 pytestmark = pytest.mark.timeout(300)
 

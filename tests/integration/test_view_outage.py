@@ -20,12 +20,12 @@ from streamkit import (
     worker,
 )
 
-from streams.app.feeder import BarrierFeeder, load_jsonl
-from streams.app.observe import OutputReader
-from streams.app.supervisor import free_port
 from streams.core.engine import contact_points
 from streams.core.keys import contact_key
 from streams.core.parse import parse_event
+from streams.testing.feeder import BarrierFeeder, load_jsonl
+from streams.testing.observe import OutputReader
+from streams.testing.supervisor import free_port
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.app import topics as T
+from streams import topics as T
 from streams.config import SCHEMA_DIR
 
 ASYNCAPI = SCHEMA_DIR / "asyncapi.yaml"

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from streams.app.topics import RECORD_FOR_EVENT_TYPE
 from streams.codecs.avro import AvroCodec
 from streams.codecs.json import JsonCodec
 from streams.codecs.schemas import load_schema_store
 from streams.config import DEFAULT_SCENARIO_DIR
+from streams.topics import RECORD_FOR_EVENT_TYPE
 
 FILES = sorted(DEFAULT_SCENARIO_DIR.glob("T*.jsonl"))
 STORE = load_schema_store()

@@ -9,11 +9,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from streams.app.feeder import Publisher
 from streams.app.pipeline import Gate, Ingestor, header
 from streams.app.telemetry import Telemetry
 from streams.codecs.registry import get_codec
 from streams.core.policy import PolicyBook
+from streams.testing.feeder import Publisher
 from streams.workload import Workload
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

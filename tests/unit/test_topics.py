@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streams.app import topics as T
+from streams import topics as T
 from streams.cli import main as cli_main
 from streams.codecs.schemas import load_schema_store
 from streams.commands import topics as cmd
@@ -71,7 +71,7 @@ def test_catalogue_prefix_and_partitions() -> None:
 
 def test_catalogue_module_does_not_import_faust_or_kafka() -> None:
     code = (
-        "import sys, streams.app.topics; "
+        "import sys, streams.topics; "
         "bad = [m for m in ('faust', 'confluent_kafka', 'fastavro') if m in sys.modules]; "
         "assert not bad, bad"
     )

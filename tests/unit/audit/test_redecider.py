@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from streams.app import topics as T
+from streams import topics as T
 from streams.audit.compare import DecisionView, compare
 from streams.audit.replay import (
     EmittedCollector,

@@ -1,7 +1,7 @@
 """`StatusView.apply` with no Redis at all: the stream job must go on deciding.
 
 apply never raises, never waits for Redis, keeps the latest state per dirty key and
-respects its bound (past it the view is flagged stale, see streams/app/view.py)."""
+respects its bound (past it the view is flagged stale, see streams/view/projection.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 from unit.view.viewkit import feed_file, scenario_files
 
-from streams.app.view import StatusView
+from streams.view.projection import StatusView
 
 
 def _dead_url() -> str:

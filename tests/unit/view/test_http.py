@@ -12,12 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams.app.http import BadRequest, make_status_app, parse_lookup
-from streams.app.view import Answer, StatusView
 from streams.commands.status import guess_type
 from streams.core.enums import ContactType
 from streams.core.keys import contact_key
 from streams.core.model import ContactPoint
+from streams.view.http import BadRequest, make_status_app, parse_lookup
+from streams.view.projection import Answer, StatusView
 
 SECRET = b"http-test-key"
 TOKEN = "s3cret-token"

@@ -18,7 +18,11 @@ from unit.view.viewkit import (
     scenario_files,
 )
 
-from streams.app.view import (
+from streams.core.engine import DecisionEngine, status_view
+from streams.core.enums import CHANNELS_OF_CONTACT_TYPE, Channel, ContactType
+from streams.core.model import ContactState
+from streams.core.policy import PolicyBook
+from streams.view.projection import (
     ANY_ENTITY,
     META_FIELD,
     OTHER_ENTITY,
@@ -28,10 +32,6 @@ from streams.app.view import (
     project,
     state_event_time,
 )
-from streams.core.engine import DecisionEngine, status_view
-from streams.core.enums import CHANNELS_OF_CONTACT_TYPE, Channel, ContactType
-from streams.core.model import ContactState
-from streams.core.policy import PolicyBook
 
 POLICIES = PolicyBook.default()
 

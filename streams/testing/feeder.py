@@ -19,12 +19,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from streams.app import topics as T
-from streams.app.observe import wait_for_topics
+from streams import topics as T
 from streams.app.pipeline import H_SOURCE, header, message_headers
 from streams.core.engine import contact_points
 from streams.core.keys import input_key
 from streams.core.parse import parse_event
+from streams.testing.observe import wait_for_topics
 
 
 def load_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from streams.app.pipeline import decode_changelog_value
-from streams.app.view import StatusView, ViewItem
+from streams.view.projection import StatusView, ViewItem
 
 log = logging.getLogger("sendgate.view.follow")
 

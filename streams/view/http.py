@@ -21,11 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
-from streams.app.view import StatusView
 from streams.core.enums import CONTACT_TYPES_OF_CHANNEL, Channel, ContactType
 from streams.core.errors import RejectedRecord
 from streams.core.keys import contact_key
 from streams.core.model import ContactPoint
+from streams.view.projection import StatusView
 
 log = logging.getLogger("sendgate.status_http")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.app import topics as T
+from streams import topics as T
 from streams.app.pipeline import message_headers
 
 

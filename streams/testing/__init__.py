@@ -1,0 +1,1 @@
+"""Test and demo harness: feeders, observers and process supervisors (not the gate)."""
