@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+
+from streams.kafka_config import KafkaClientConfig, is_security_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = REPO_ROOT / "schemas"
@@ -27,6 +30,14 @@ class Settings:
     web_port: int
     api_token: str | None
     policy_file: Path | None
+    kafka_security: MappingProxyType[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    @property
+    def kafka(self) -> KafkaClientConfig:
+        """Every Kafka client's connection and security settings (`streams.kafka_config`)."""
+        return KafkaClientConfig(self.kafka_bootstrap, self.kafka_security)
 
     @staticmethod
     def from_env() -> Settings:
@@ -48,7 +59,30 @@ class Settings:
             web_port=int(env.get("SENDGATE_WEB_PORT", "6066")),
             api_token=env.get("SENDGATE_API_TOKEN") or None,
             policy_file=Path(policy) if policy else None,
+            kafka_security=MappingProxyType(_kafka_security(env)),
         )
+
+
+def _kafka_security(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    """librdkafka security properties: a properties file (`SENDGATE_KAFKA_CONFIG_FILE`,
+    `key=value` lines) overlaid by `SENDGATE_KAFKA_<PROPERTY>` variables, property dots written
+    as underscores (`SENDGATE_KAFKA_SASL_PASSWORD` → `sasl.password`). Only
+    `security.protocol`, `sasl.*` and `ssl.*` are taken."""
+    props: dict[str, str] = {}
+    path = env.get("SENDGATE_KAFKA_CONFIG_FILE")
+    if path:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                props[key.strip()] = value.strip()
+    for name, value in env.items():
+        if name.startswith("SENDGATE_KAFKA_") and name not in _NOT_CLIENT_PROPS:
+            props[name.removeprefix("SENDGATE_KAFKA_").lower().replace("_", ".")] = value
+    return {k: v for k, v in props.items() if is_security_key(k)}
+
+
+_NOT_CLIENT_PROPS = frozenset({"SENDGATE_KAFKA_BOOTSTRAP", "SENDGATE_KAFKA_CONFIG_FILE"})
 
 
 def hmac_key(*, allow_test_default: bool = False) -> bytes:
