@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 
 from streams.kafka_config import KafkaClientConfig, is_security_key
 
@@ -30,9 +29,7 @@ class Settings:
     web_port: int
     api_token: str | None
     policy_file: Path | None
-    kafka_security: MappingProxyType[str, str] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    kafka_security: dict[str, str] = field(default_factory=dict)
 
     @property
     def kafka(self) -> KafkaClientConfig:
@@ -59,7 +56,7 @@ class Settings:
             web_port=int(env.get("SENDGATE_WEB_PORT", "6066")),
             api_token=env.get("SENDGATE_API_TOKEN") or None,
             policy_file=Path(policy) if policy else None,
-            kafka_security=MappingProxyType(_kafka_security(env)),
+            kafka_security=_kafka_security(env),
         )
 
 

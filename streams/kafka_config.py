@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Final
 
 ClientConfig = dict[str, object]
@@ -33,7 +32,7 @@ class KafkaClientConfig:
     """Where the cluster is and how to authenticate; builds each client's config dict."""
 
     bootstrap: str
-    security: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    security: Mapping[str, str] = field(default_factory=dict)
 
     def base(self) -> ClientConfig:
         return {"bootstrap.servers": self.bootstrap, **self.security}

@@ -27,9 +27,6 @@ from streams.app.pipeline import (
     Ingestor,
     OutRecord,
     ParsedEvents,
-    ViewHint,
-    decode_state,
-    encode_state,
     headers_as_list,
 )
 from streams.app.telemetry import Telemetry
@@ -38,6 +35,7 @@ from streams.config import Settings, hmac_key
 from streams.core.engine import ContactState
 from streams.core.errors import RejectedRecord, Rejection
 from streams.core.policy import PolicyBook, load_policy_book
+from streams.gate.state_codec import ViewHint, decode_state, encode_state
 from streams.view.projection import StatusView
 
 log = logging.getLogger("sendgate.worker")

@@ -215,10 +215,10 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
-    from streams.app.pipeline import decode_changelog_value
     from streams.config import Settings
     from streams.core.eventtime import parse_rfc3339
     from streams.core.policy import PolicyBook, load_policy_book
+    from streams.gate.state_codec import decode_changelog_value
     from streams.view.projection import DEFAULT_NAMESPACE, StatusView
 
     settings = Settings.from_env()

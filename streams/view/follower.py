@@ -3,7 +3,7 @@
 The projection costs the worker about a sixth of its CPU per event (bench/results). With
 `SENDGATE_STATUS_VIEW=0` the worker writes no view and this process tails the
 contact-state changelog instead: every state the worker stores carries a view hint (the
-event's tenant, event time and contact type, `streams.app.pipeline.ViewHint`), so the
+event's tenant, event time and contact type, `streams.gate.state_codec.ViewHint`), so the
 follower writes the same projection the worker would have after that event. The one
 difference: an event that leaves a state unchanged (a duplicate) writes no changelog
 record, so the view's evaluation time moves on with the next change only.
@@ -24,7 +24,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from streams.app.pipeline import decode_changelog_value
+from streams.gate.state_codec import decode_changelog_value
 from streams.view.projection import StatusView, ViewItem
 
 log = logging.getLogger("sendgate.view.follow")

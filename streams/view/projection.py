@@ -86,7 +86,7 @@ from streams.core.model import ContactState, Decision
 from streams.core.policy import PolicyBook
 
 if TYPE_CHECKING:
-    from streams.app.pipeline import ViewHint
+    from streams.gate.state_codec import ViewHint
 
 ViewItem = tuple[str, ContactState, str | None, datetime, str | None]
 """(contact key, state, tenant, as_of, contact type): one projection to write."""

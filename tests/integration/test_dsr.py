@@ -20,12 +20,13 @@ import redis
 from unit.view.viewkit import leaks, load, raw_forms, scenario_files
 
 from streams import topics as T
-from streams.app.pipeline import Gate, Ingestor, OutRecord, encode_state
+from streams.app.pipeline import Gate, Ingestor, OutRecord
 from streams.codecs.avro import AvroCodec
 from streams.core.engine import dump_state
 from streams.core.keys import input_key
 from streams.core.model import ContactPoint, ContactState, ContactType
 from streams.core.policy import PolicyBook
+from streams.gate.state_codec import encode_state
 from streams.view.projection import META_FIELD, META_KEY_SUFFIX, StatusView
 
 SECRET = "dsr-test-key"

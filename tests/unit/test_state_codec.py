@@ -10,8 +10,8 @@ import orjson
 import pytest
 from unit.view.viewkit import feed_file, scenario_files
 
-from streams.app.pipeline import ViewHint, decode_changelog_value, decode_state, encode_state
 from streams.core.engine import dump_state
+from streams.gate.state_codec import ViewHint, decode_changelog_value, decode_state, encode_state
 
 
 def _states() -> list[object]:
