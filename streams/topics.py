@@ -34,6 +34,7 @@ APPROVED = "sends.approved"
 BLOCKED = "sends.blocked"
 REVOKED = "sends.revoked"
 DEAD_LETTER = "sendgate.dead-letter"
+DISPATCH_DEAD_LETTER = "sendgate.dispatch-dead-letter"
 CONTACT_EVENTS = "sendgate.contact-events"
 AUDIT_FINDINGS = "sendgate.audit-findings"
 
@@ -45,6 +46,7 @@ SEND_REQUEST_RECORD = "SendRequest"
 DECISION_RECORD = "Decision"
 APPROVED_RECORD = "ApprovedSend"
 DEAD_LETTER_RECORD = "DeadLetter"
+DISPATCH_DEAD_LETTER_RECORD = "DispatchDeadLetter"
 AUDIT_FINDING_RECORD = "AuditFinding"
 
 INPUT_KEY = (
@@ -157,6 +159,15 @@ DEAD_LETTER_TOPIC = TopicSpec(
     retention_ms=DEAD_LETTER_RETENTION_MS,
     max_message_bytes=DEAD_LETTER_MAX_MESSAGE_BYTES,
 )
+DISPATCH_DEAD_LETTER_TOPIC = TopicSpec(
+    name=DISPATCH_DEAD_LETTER,
+    role=TopicRole.DEAD_LETTER,
+    key="the approved record's key, unchanged (the HMAC contact key)",
+    value_schemas=(DISPATCH_DEAD_LETTER_RECORD,),
+    description="Approved sends an ESP dispatcher gave up on (streams.esp), whole; they carry "
+    "the contact value, so they are kept no longer than sends.approved",
+    retention_ms=OUTPUT_RETENTION_MS,
+)
 CONTACT_EVENTS_TOPIC = TopicSpec(
     name=CONTACT_EVENTS,
     role=TopicRole.INTERNAL,
@@ -184,6 +195,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     BLOCKED_TOPIC,
     REVOKED_TOPIC,
     DEAD_LETTER_TOPIC,
+    DISPATCH_DEAD_LETTER_TOPIC,
     CONTACT_EVENTS_TOPIC,
     AUDIT_FINDINGS_TOPIC,
 )

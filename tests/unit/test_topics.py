@@ -22,7 +22,7 @@ def test_every_topic_is_catalogued_once() -> None:
     assert names == [
         "orders", "signups", "unsubscribes", "send-requests",
         "sends.approved", "sends.blocked", "sends.revoked", "sendgate.dead-letter",
-        "sendgate.contact-events", "sendgate.audit-findings",
+        "sendgate.dispatch-dead-letter", "sendgate.contact-events", "sendgate.audit-findings",
     ]
     assert len(set(names)) == len(names)
     assert T.INPUT_TOPICS == ("orders", "signups", "unsubscribes", "send-requests")
