@@ -805,6 +805,8 @@ class DispatchConsumer:
             for a in book.due(_ms(self.clock.now())):
                 try:
                     self.send(a.send)
+                except DispatchError:  # the callback asks to stop; the send stays pending
+                    raise
                 except Exception as exc:  # the ESP's failure: retry, then dead-letter
                     self.metrics.callback_failures.inc()
                     # only our own failures' text: an ESP exception may quote the address
@@ -922,6 +924,7 @@ class SendFailed(Exception):
 
 
 class DispatchError(RuntimeError):
-    """A send can neither be delivered nor dead-lettered: stop rather than lose it."""
+    """A send can neither be delivered nor dead-lettered: stop rather than lose it (also
+    raised by a callback that cannot go on, e.g. a closed output)."""
 
 
