@@ -39,6 +39,7 @@ assignor, which gives a member the same partition numbers of both topics.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import signal
 import threading
@@ -388,6 +389,10 @@ class PartitionBook:
         self.safe_until_ms = -1  # every revocation appended before this was read
         self.probe: tuple[int, int] | None = None  # (t0 ms, revoked high watermark after t0)
         self.halted: str | None = None
+        self._ready: list[tuple[int, int]] = []  # heap of (ready ms, offset) of pending sends
+        self._blocked = False  # a ready send waits for the revocation rule
+        self._dirty = True
+        self._commit: tuple[int, str] | None = None
 
     # -- reading
 
@@ -397,12 +402,14 @@ class PartitionBook:
     def history(self, offset: int, ident: bytes, as_of_ms: int) -> None:
         """An approval settled before this run: remembered for dedupe only."""
         self.approved_next = offset + 1
+        self._dirty = True
         if self.done.get(ident, as_of_ms) is None:
             self.done.add(ident, as_of_ms, Outcome.SETTLED)
 
     def add_approval(self, a: Approval, now_ms: int) -> str:
         """Returns what became of it: pending, duplicate or suppressed."""
         self.approved_next = a.offset + 1
+        self._dirty = True
         if a.ident in self.pending or self.done.get(a.ident, a.as_of_ms) is not None:
             a.done = True
             self.approvals[a.offset] = a
@@ -415,6 +422,7 @@ class PartitionBook:
             self.done.add(a.ident, a.as_of_ms, Outcome.SUPPRESSED)
             return "suppressed"
         self.pending[a.ident] = a
+        heapq.heappush(self._ready, (a.due_ms, a.offset))
         return "pending"
 
     def add_revocation(self, offset: int, ident: bytes, as_of_ms: int, now_ms: int) -> str:
@@ -427,6 +435,7 @@ class PartitionBook:
         if a is not None and abs(a.as_of_ms - as_of_ms) < self.horizon_ms:
             del self.pending[ident]
             a.done = True
+            self._dirty = True
             rev.matched = a.offset
             self.done.add(ident, a.as_of_ms, Outcome.SUPPRESSED)
             return "suppressed"
@@ -447,9 +456,12 @@ class PartitionBook:
     def needs_probe(self, now_ms: int) -> bool:
         if self.probe is not None or self.halted:
             return False
-        return any(
-            a.due_ms <= now_ms and a.due_ms > self.safe_until_ms for a in self.pending.values()
-        )
+        if self._blocked:
+            return True
+        if not self._ready or self._ready[0][0] > now_ms:
+            return False
+        top = self.approvals.get(self._ready[0][1])
+        return top is not None and top.due_ms > self.safe_until_ms
 
     def start_probe(self, t0_ms: int, high_watermark: int) -> None:
         self.probe = (t0_ms, high_watermark)
@@ -459,23 +471,34 @@ class PartitionBook:
         if self.probe is not None and position >= self.probe[1]:
             self.safe_until_ms = max(self.safe_until_ms, self.probe[0])
             self.probe = None
+            self._blocked = False
 
     def due(self, now_ms: int) -> list[Approval]:
-        """Pending sends that may go now: due, past the revocation rule, not backing off."""
+        """Pending sends that may go now: due, past the revocation rule, not backing off.
+
+        Each one returned must be settled or `failed` (which schedules its retry)."""
         if self.halted:
             return []
-        return sorted(
-            (
-                a for a in self.pending.values()
-                if a.due_ms <= now_ms and a.due_ms <= self.safe_until_ms
-                and a.retry_at_ms <= now_ms
-            ),
-            key=lambda a: (a.due_ms, a.offset),
-        )
+        out: list[Approval] = []
+        hold: list[tuple[int, int]] = []
+        while self._ready and self._ready[0][0] <= now_ms:
+            item = heapq.heappop(self._ready)
+            a = self.approvals.get(item[1])
+            if a is None or a.done:
+                continue
+            if a.due_ms > self.safe_until_ms:
+                hold.append(item)
+            else:
+                out.append(a)
+        for item in hold:
+            heapq.heappush(self._ready, item)
+        self._blocked = bool(hold)
+        return out
 
     # -- outcomes
 
     def settle(self, a: Approval, outcome: Outcome) -> None:
+        self._dirty = True
         self.pending.pop(a.ident, None)
         a.done = True
         self.done.add(a.ident, a.as_of_ms, outcome)
@@ -487,6 +510,7 @@ class PartitionBook:
         if a.attempts >= retry.max_attempts:
             return True
         a.retry_at_ms = now_ms + int(retry.delay(a.attempts).total_seconds() * 1000)
+        heapq.heappush(self._ready, (a.retry_at_ms, a.offset))
         return False
 
     # -- commits
@@ -495,6 +519,9 @@ class PartitionBook:
         """(offset, metadata) to commit on sends.approved[p], None before anything was read."""
         if self.approved_next < 0:
             return None
+        if not self._dirty:
+            return self._commit
+        self._dirty = False
         while self.approvals:
             first = next(iter(self.approvals.values()))
             if not first.done:
@@ -506,7 +533,8 @@ class PartitionBook:
         )
         settled = [o for o, a in self.approvals.items() if a.done and o > base]
         settled += [o for o in self.settled_above if o >= base]
-        return base, encode_settled(base, settled) if settled else ""
+        self._commit = (base, encode_settled(base, settled) if settled else "")
+        return self._commit
 
     def revoked_commit(self, now_ms: int, approved_base: int) -> int | None:
         """Offset to commit on sends.revoked[p]: no held revocation may be skipped on a
@@ -583,6 +611,7 @@ class DispatchConsumer:
         self.paused = False
         self._stop = threading.Event()
         self._evicted_seen = 0
+        self._closed = False
         self._committed: list[tuple[str, int, int, str | None]] = []
         conf = self.settings.kafka.consumer(
             group_id,
@@ -626,7 +655,10 @@ class DispatchConsumer:
         self._stop.set()
 
     def close(self) -> None:
-        """Commit what is settled and leave the group."""
+        """Commit what is settled and leave the group (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._commit()
         finally:

@@ -160,11 +160,13 @@ def test_retry_backoff_then_give_up() -> None:
     b.start_probe(ms(T0), 0)
     b.observe_revoked_position(0)
     policy = RetryPolicy(max_attempts=3, base=timedelta(seconds=2))
+    assert b.due(ms(T0)) == [a]
     assert not b.failed(a, ms(T0), "exit 1", policy)
     assert b.due(ms(T0) + 1999) == []
     assert b.due(ms(T0) + 2000) == [a]
     assert not b.failed(a, ms(T0) + 2000, "exit 1", policy)
     assert b.due(ms(T0) + 5999) == []  # 4 s after the second failure
+    assert b.due(ms(T0) + 6000) == [a]
     assert b.failed(a, ms(T0) + 6000, "exit 1", policy)
 
 
