@@ -561,7 +561,9 @@ class DispatchConsumer:
     """Reads sends.approved and sends.revoked in one group and calls `send` when due.
 
     See the module docstring for the guarantees. `poll_once()` runs one step (tests);
-    `run()` loops until `stop()` or a signal.
+    `run()` loops until `stop()` or a signal. `grace` delays every send past its
+    `dispatch_at` (and the revocation rule with it): room for a gate lagging behind its
+    inputs, which may still revoke for an objection received before `dispatch_at`.
     """
 
     def __init__(
@@ -577,6 +579,7 @@ class DispatchConsumer:
         dedupe_max: int = DEFAULT_DEDUPE_MAX,
         dedupe_lookback: timedelta | None = HORIZON,
         horizon: timedelta = HORIZON,
+        grace: timedelta = timedelta(0),
         retry: RetryPolicy | None = None,
         dead_letters: bool = True,
         metrics: DispatchMetrics | None = None,
@@ -596,6 +599,7 @@ class DispatchConsumer:
         self.clock: Clock = clock or SystemClock()
         self.max_pending = max_pending
         self.horizon_ms = int(horizon.total_seconds() * 1000)
+        self.grace_ms = int(grace.total_seconds() * 1000)
         self.lookback_ms = None if dedupe_lookback is None else int(
             dedupe_lookback.total_seconds() * 1000
         )
@@ -799,7 +803,7 @@ class DispatchConsumer:
         if book.settled_offset(offset):
             book.history(offset, ident, as_of_ms)
             return
-        a = Approval(offset, send, ident, as_of_ms, _ms(send.dispatch_at),
+        a = Approval(offset, send, ident, as_of_ms, _ms(send.dispatch_at) + self.grace_ms,
                      key=msg.key(), value=msg.value() or b"")
         what = book.add_approval(a, now_ms)
         if what == "duplicate":

@@ -61,6 +61,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="longest wait between tries, seconds (default 300)")
     p.add_argument("--max-pending", type=int, default=DEFAULT_MAX_PENDING,
                    help=f"approvals held before fetching pauses (default {DEFAULT_MAX_PENDING})")
+    p.add_argument("--grace", type=float, default=0.0,
+                   help="seconds to wait past dispatch_at (room for gate lag; default 0)")
     p.add_argument("--topic-prefix", default="", help="prefix of every topic name (tests)")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="Prometheus endpoint on 127.0.0.1 (0 = off)")
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         with DispatchConsumer(
             callback, group_id=args.group, topic_prefix=args.topic_prefix, retry=retry,
             max_pending=args.max_pending, metrics=metrics,
+            grace=timedelta(seconds=args.grace),
         ) as dispatcher:
             dispatcher.run(max_seconds=args.max_seconds)
     except DispatchError as exc:
