@@ -384,11 +384,13 @@ class PartitionBook:
         self.approvals: dict[int, Approval] = {}  # by offset, read (= offset) order
         self.pending: dict[bytes, Approval] = {}
         self.revocations: dict[bytes, Revocation] = {}
+        self.poisoned: dict[str, Revocation] = {}  # contact key -> undecodable revocation
         self.approved_next = -1
         self.revoked_next = revoked_start
         self.safe_until_ms = -1  # every revocation appended before this was read
         self.probe: tuple[int, int] | None = None  # (t0 ms, revoked high watermark after t0)
         self.halted: str | None = None
+        self._halted_at = -1
         self._ready: list[tuple[int, int]] = []  # heap of (ready ms, offset) of pending sends
         self._blocked = False  # a ready send waits for the revocation rule
         self._dirty = True
@@ -415,6 +417,9 @@ class PartitionBook:
             self.approvals[a.offset] = a
             return "duplicate"
         self.approvals[a.offset] = a
+        if a.send.contact_key in self.poisoned:
+            self.settle(a, Outcome.SUPPRESSED)
+            return "suppressed"
         rev = self.revocations.get(a.ident)
         if rev is not None and abs(rev.as_of_ms - a.as_of_ms) < self.horizon_ms:
             rev.matched = a.offset
@@ -450,6 +455,30 @@ class PartitionBook:
         if outcome is not None:
             return "settled"
         return "held"
+
+    def poison(self, contact_key: str, offset: int, now_ms: int) -> int:
+        """An undecodable revocation for this contact key: it may revoke any of its sends, so
+        every send of the key, pending or read within the horizon, is withheld (fail closed).
+        Returns how many pending sends that suppressed."""
+        self.revoked_next = offset + 1
+        self.poisoned[contact_key] = Revocation(offset, now_ms, now_ms)
+        hit = [a for a in self.pending.values() if a.send.contact_key == contact_key]
+        for a in hit:
+            self.settle(a, Outcome.SUPPRESSED)
+        return len(hit)
+
+    def halt(self, reason: str, offset: int) -> None:
+        """Stop every send of this partition (an undecodable revocation without a key);
+        the revoked commit stays at it, so a restart halts again."""
+        self.halted = reason
+        self._halted_at = offset if self._halted_at < 0 else min(self._halted_at, offset)
+
+    def mark_settled(self, offset: int) -> None:
+        """An approval settled without a Send (undecodable, dead-lettered)."""
+        self.approved_next = offset + 1
+        if offset >= self.history_until:
+            self.settled_above.add(offset)
+        self._dirty = True
 
     # -- the revocation rule
 
@@ -544,9 +573,14 @@ class PartitionBook:
             expired = rev.matched is None and rev.read_at_ms + self.horizon_ms < now_ms
             if settled_below or expired:
                 del self.revocations[ident]
+        for key, rev in list(self.poisoned.items()):
+            if rev.read_at_ms + self.horizon_ms < now_ms:
+                del self.poisoned[key]
         if self.revoked_next < 0:
             return None
-        held = [r.offset for r in self.revocations.values()]
+        held = [r.offset for r in (*self.revocations.values(), *self.poisoned.values())]
+        if self._halted_at >= 0:
+            held.append(self._halted_at)
         return min([self.revoked_next, *held])
 
     @property
@@ -767,11 +801,18 @@ class DispatchConsumer:
         try:
             _, record = self.codec.decode(msg.value() or b"", T.DECISION_RECORD)
         except RejectedRecord as exc:
-            # fail closed: an unreadable revocation could be for any pending send here
-            book.halted = f"undecodable revocation at {msg.topic()}:{p}:{offset}"
-            book.revoked_next = offset + 1
-            log.error("partition %d halted: %s (%s)", p, book.halted, exc.reason.value)
+            # fail closed: an unreadable revocation may revoke any send of its contact key
             self._dead_letter(msg, "undecodable", str(exc.reason.value), 0)
+            if not key:
+                book.halt(f"undecodable revocation without a key at {msg.topic()}:{p}:{offset}",
+                          offset)
+                log.error("partition %d halted: %s (%s)", p, book.halted, exc.reason.value)
+                return
+            withheld = book.poison(key, offset, now_ms)
+            self.metrics.suppressed.inc(withheld)
+            log.error("undecodable revocation at %s:%d:%d (%s): every send of its contact key "
+                      "is withheld for the horizon (%d pending)", msg.topic(), p, offset,
+                      exc.reason.value, withheld)
             return
         rid = str(record["request_id"])
         what = book.add_revocation(offset, dedupe_id(key, rid), _ms(record["as_of"]), now_ms)
@@ -795,7 +836,7 @@ class DispatchConsumer:
                 log.error("undecodable approval at %s:%d:%d (%s): dead-lettered",
                           msg.topic(), book.partition, offset, exc.reason.value)
                 self._dead_letter(msg, "undecodable", str(exc.reason.value), 0)
-            book.approved_next = offset + 1
+            book.mark_settled(offset)
             return
         send = Send.from_record(record, key, book.partition, offset)
         ident = dedupe_id(key, send.request_id)

@@ -356,3 +356,27 @@ def test_readme_example_runs_as_written(
     exec(compile(code, "README.md", "exec"), {"mailer": Mailer()})
     assert mails and mails[0]["idempotency_key"] == "r-readme"
     assert "jan@example.nl" in mails[0].values()
+
+
+def test_undecodable_revocation_is_dead_lettered_and_withholds_its_contact(
+    broker: Broker,
+) -> None:
+    clock = ManualClock(now())
+    sent: list[Send] = []
+    d = broker.dispatcher(sent.append, "g-garbage", clock)
+    due = clock.now() + timedelta(minutes=10)
+    broker.approve("jan@example.nl", "r-jan", due)
+    broker.approve("piet@example.nl", "r-piet", due)
+    drive(d, until=lambda: len(list(d.pending())) == 2)
+    broker.producer.produce(broker.prefix + T.REVOKED, value=b"\x00garbage",
+                            key=broker.key("jan@example.nl").encode())
+    broker.producer.flush(10)
+    clock.advance(timedelta(minutes=11))
+    drive(d, until=lambda: len(sent) == 1)
+    settle(d)
+    assert [s.request_id for s in sent] == ["r-piet"]
+    [msg] = broker.read(T.DISPATCH_DEAD_LETTER, 1)
+    _, letter = broker.codec.decode(msg.value(), T.DISPATCH_DEAD_LETTER_RECORD)
+    assert letter["reason"] == "undecodable"
+    assert letter["source_topic"] == broker.prefix + T.REVOKED
+    assert letter["original_value"] == b"\x00garbage"

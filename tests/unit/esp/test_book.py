@@ -182,3 +182,34 @@ def test_send_repr_hides_the_contact() -> None:
     a = approval(0)
     assert "jan@example.nl" not in repr(a.send)
     assert a.send.to_json()["contact"] == {"type": "email", "value": "jan@example.nl"}
+
+
+def test_undecodable_revocation_withholds_every_send_of_its_contact_key() -> None:
+    b = book(revoked_start=0)
+    b.add_approval(approval(0, rid="r-1"), ms(T0))
+    other = approval(1, rid="r-2")
+    b.add_approval(other, ms(T0))
+    assert b.poison(KEY, 9, ms(T0)) == 2
+    assert not b.pending
+    assert b.add_approval(approval(2, rid="r-3"), ms(T0)) == "suppressed"  # read later
+    assert b.revoked_commit(ms(T0), approved_base=3) == 9  # re-read after a restart
+
+
+def test_undecodable_revocation_without_key_halts_the_partition() -> None:
+    b = book(revoked_start=0)
+    a = approval(0)
+    b.add_approval(a, ms(T0))
+    b.halt("no key", 4)
+    b.add_revocation(5, dedupe_id(KEY, "other"), ms(T0), ms(T0))
+    b.start_probe(ms(T0), 0)
+    b.observe_revoked_position(6)
+    assert b.due(ms(T0) + 1) == []
+    assert b.revoked_commit(ms(T0), approved_base=0) == 4
+
+
+def test_undecodable_approval_is_settled_in_the_commit() -> None:
+    b = book()
+    b.add_approval(approval(0, due=T0 + timedelta(days=1)), ms(T0))
+    b.mark_settled(1)
+    offset, metadata = b.approved_commit() or (0, "")
+    assert offset == 0 and decode_settled(0, metadata) == {1}
