@@ -598,6 +598,8 @@ class DispatchConsumer:
     `run()` loops until `stop()` or a signal. `grace` delays every send past its
     `dispatch_at` (and the revocation rule with it): room for a gate lagging behind its
     inputs, which may still revoke for an objection received before `dispatch_at`.
+    `start_at` is where a group without committed offsets begins (default: the beginning
+    of the retained topics, i.e. up to 30 days of approvals, old ones delivered at once).
     """
 
     def __init__(
@@ -614,6 +616,7 @@ class DispatchConsumer:
         dedupe_lookback: timedelta | None = HORIZON,
         horizon: timedelta = HORIZON,
         grace: timedelta = timedelta(0),
+        start_at: datetime | None = None,
         retry: RetryPolicy | None = None,
         dead_letters: bool = True,
         metrics: DispatchMetrics | None = None,
@@ -634,6 +637,7 @@ class DispatchConsumer:
         self.max_pending = max_pending
         self.horizon_ms = int(horizon.total_seconds() * 1000)
         self.grace_ms = int(grace.total_seconds() * 1000)
+        self.start_at = start_at
         self.lookback_ms = None if dedupe_lookback is None else int(
             dedupe_lookback.total_seconds() * 1000
         )
@@ -739,6 +743,9 @@ class DispatchConsumer:
                 book = self.books[p] = PartitionBook(p, self.done, self.horizon_ms)
             c = committed.get((tp.topic, p))
             offset = c.offset if c is not None else -1
+            if offset < 0 and self.start_at is not None:
+                revoked = tp.topic == self.revoked_topic
+                offset = self._offset_at(consumer, tp, self.start_at, revoked)
             if tp.topic == self.revoked_topic:
                 book.revoked_next = offset if offset >= 0 else -1
                 assigned.append(TopicPartition(tp.topic, p, offset if offset >= 0 else
@@ -757,6 +764,20 @@ class DispatchConsumer:
             assigned.append(TopicPartition(tp.topic, p, start if start >= 0 else OFFSET_BEGINNING))
         consumer.assign(assigned)
         log.info("assigned %s", sorted({tp.partition for tp in partitions}))
+
+    @staticmethod
+    def _offset_at(consumer: Any, tp: Any, at: datetime, revoked: bool) -> int:
+        """First offset appended from `at` (revocations: an hour earlier, producer clocks
+        differ), else the end of the partition."""
+        from confluent_kafka import TopicPartition
+
+        when = at - timedelta(hours=1) if revoked else at
+        probe = TopicPartition(tp.topic, tp.partition, _ms(when))
+        found: int = consumer.offsets_for_times([probe], 30)[0].offset
+        if found >= 0:
+            return found
+        high: int = consumer.get_watermark_offsets(tp, timeout=30, cached=False)[1]
+        return high
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         self._commit()

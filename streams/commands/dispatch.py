@@ -25,7 +25,7 @@ import os
 import shlex
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from streams.esp import (
     DEFAULT_MAX_PENDING,
@@ -63,6 +63,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help=f"approvals held before fetching pauses (default {DEFAULT_MAX_PENDING})")
     p.add_argument("--grace", type=float, default=0.0,
                    help="seconds to wait past dispatch_at (room for gate lag; default 0)")
+    p.add_argument("--start-at", default=None, metavar="TIME",
+                   help="where a new group begins: 'now' or an ISO time (default: the "
+                        "beginning of the retained topic)")
     p.add_argument("--topic-prefix", default="", help="prefix of every topic name (tests)")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="Prometheus endpoint on 127.0.0.1 (0 = off)")
@@ -116,6 +119,15 @@ def exec_sender(command: str, *, stdin: str = "contact", timeout: float = 60.0) 
     return send
 
 
+def start_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    if value == "now":
+        return datetime.now(UTC)
+    t = datetime.fromisoformat(value)
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.loglevel.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -136,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         with DispatchConsumer(
             callback, group_id=args.group, topic_prefix=args.topic_prefix, retry=retry,
             max_pending=args.max_pending, metrics=metrics,
-            grace=timedelta(seconds=args.grace),
+            grace=timedelta(seconds=args.grace), start_at=start_time(args.start_at),
         ) as dispatcher:
             dispatcher.run(max_seconds=args.max_seconds)
     except DispatchError as exc:

@@ -380,3 +380,17 @@ def test_undecodable_revocation_is_dead_lettered_and_withholds_its_contact(
     assert letter["reason"] == "undecodable"
     assert letter["source_topic"] == broker.prefix + T.REVOKED
     assert letter["original_value"] == b"\x00garbage"
+
+
+def test_a_new_group_can_start_now_instead_of_at_the_beginning(broker: Broker) -> None:
+    broker.approve("old@example.nl", "r-old", now() - timedelta(days=2))
+    time.sleep(0.05)  # broker timestamps are milliseconds: r-old strictly before start_at
+    clock = ManualClock(now() + timedelta(seconds=1))
+    start = datetime.now(UTC)
+    sent: list[Send] = []
+    d = broker.dispatcher(sent.append, "g-start-now", clock, start_at=start)
+    drive(d, until=lambda: len(d.books) == PARTITIONS)
+    broker.approve("new@example.nl", "r-new", clock.now() - timedelta(seconds=1))
+    drive(d, until=lambda: len(sent) == 1)
+    settle(d)
+    assert [s.request_id for s in sent] == ["r-new"]
