@@ -303,7 +303,7 @@ class Approval:
     retry_at_ms: int = 0
     last_error: str = ""
     key: bytes | None = None
-    value: bytes = b""
+    value: bytes = field(default=b"", repr=False)  # the encoded record: holds the contact
 
 
 @dataclass(slots=True)
