@@ -394,3 +394,32 @@ def test_a_new_group_can_start_now_instead_of_at_the_beginning(broker: Broker) -
     drive(d, until=lambda: len(sent) == 1)
     settle(d)
     assert [s.request_id for s in sent] == ["r-new"]
+
+
+def test_a_transactional_revoked_topic_does_not_stall_delivery(broker: Broker) -> None:
+    """A worker with exactly_once writes revocations in transactions: the commit marker
+    takes an offset that the application never sees; the revocation rule must get past it."""
+    from confluent_kafka import Producer
+
+    clock = ManualClock(now())
+    sent: list[Send] = []
+    d = broker.dispatcher(sent.append, "g-txn", clock)
+    broker.approve("jan@example.nl", "r-objected", clock.now() + timedelta(minutes=5))
+    broker.approve("jan@example.nl", "r-fine", clock.now() + timedelta(minutes=5))
+    drive(d, until=lambda: len(list(d.pending())) == 2)
+    txn = Producer(broker.settings.kafka.producer(
+        {"transactional.id": f"{broker.prefix}txn", "acks": "all"}))
+    txn.init_transactions(10)
+    txn.begin_transaction()
+    record = {
+        **Broker._decision("r-objected", clock.now() - timedelta(hours=1), revokes=True),
+        "decision": "BLOCK", "reason_code": "BLOCK_LATE_OBJECTION", "legal_basis": "NONE",
+    }
+    topic = broker.prefix + T.REVOKED
+    txn.produce(topic, value=broker.codec.encode(T.DECISION_RECORD, record, topic=topic),
+                key=broker.key("jan@example.nl").encode())
+    txn.commit_transaction(10)
+    clock.advance(timedelta(minutes=6))
+    drive(d, until=lambda: len(sent) == 1, timeout=20)
+    assert [s.request_id for s in sent] == ["r-fine"]
+    assert value(d.metrics.suppressed) == 1
