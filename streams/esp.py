@@ -526,6 +526,11 @@ class PartitionBook:
 
     # -- outcomes
 
+    def requeue(self, approvals: list[Approval]) -> None:
+        """Sends `due` returned that were not tried: ready again at once."""
+        for a in approvals:
+            heapq.heappush(self._ready, (max(a.due_ms, a.retry_at_ms), a.offset))
+
     def settle(self, a: Approval, outcome: Outcome) -> None:
         self._dirty = True
         self.pending.pop(a.ident, None)
@@ -622,6 +627,7 @@ class DispatchConsumer:
         metrics: DispatchMetrics | None = None,
         config: Mapping[str, object] | None = None,
         poll_timeout: float = 0.2,
+        deliver_budget: float = 5.0,
         on_failure: Callable[[Send, int, str], None] | None = None,
     ) -> None:
         from confluent_kafka import Consumer
@@ -644,6 +650,7 @@ class DispatchConsumer:
         self.retry = retry or RetryPolicy()
         self.metrics = metrics or DispatchMetrics()
         self.poll_timeout = poll_timeout
+        self.deliver_budget = deliver_budget
         self.on_failure = on_failure
         self.approved_topic = topic_prefix + T.APPROVED
         self.revoked_topic = topic_prefix + T.REVOKED
@@ -898,9 +905,16 @@ class DispatchConsumer:
                 book.observe_revoked_position(max(position, book.revoked_next))
 
     def _deliver(self) -> int:
+        """Call back for every ready send, for at most `deliver_budget` seconds, so the loop
+        polls (max.poll.interval.ms) and commits (the at-least-once window) in between."""
         delivered = 0
+        started = time.monotonic()
         for book in list(self.books.values()):
-            for a in book.due(_ms(self.clock.now())):
+            ready = book.due(_ms(self.clock.now()))
+            for i, a in enumerate(ready):
+                if time.monotonic() - started > self.deliver_budget:
+                    book.requeue(ready[i:])
+                    return delivered
                 try:
                     self.send(a.send)
                 except DispatchError:  # the callback asks to stop; the send stays pending

@@ -213,3 +213,17 @@ def test_undecodable_approval_is_settled_in_the_commit() -> None:
     b.mark_settled(1)
     offset, metadata = b.approved_commit() or (0, "")
     assert offset == 0 and decode_settled(0, metadata) == {1}
+
+
+def test_requeued_sends_are_ready_again() -> None:
+    b = book()
+    a, c = approval(0, rid="r-a"), approval(1, rid="r-c")
+    b.add_approval(a, ms(T0))
+    b.add_approval(c, ms(T0))
+    b.start_probe(ms(T0), 0)
+    b.observe_revoked_position(0)
+    ready = b.due(ms(T0))
+    assert ready == [a, c]
+    b.settle(a, Outcome.DELIVERED)
+    b.requeue(ready[1:])
+    assert b.due(ms(T0)) == [c]
