@@ -22,7 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from streams.core.enums import CONTACT_TYPES_OF_CHANNEL, Channel, ContactType
-from streams.core.errors import RejectedRecord
+from streams.core.errors import DecodeError, RejectedRecord, Rejection
+from streams.core.jsonsafe import loads_bounded
 from streams.core.keys import contact_key
 from streams.core.model import ContactPoint
 from streams.view.projection import StatusView
@@ -96,17 +97,18 @@ async def _status(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
         return web.json_response({"error": "body too large"}, status=413)
     try:
-        body = await request.json()
+        body = loads_bounded(await request.read(), max_bytes=MAX_BODY)
         tenant, entity, channel, contact = parse_lookup(body)
         ckey = contact_key(app[SECRET_KEY], tenant, contact)
     except BadRequest as exc:
         return web.json_response({"error": str(exc)}, status=400)
+    except DecodeError as exc:  # not JSON, too large or too deeply nested
+        status = 413 if exc.reason is Rejection.OVERSIZE else 400
+        return web.json_response({"error": f"body: {exc.message}"}, status=status)
     except RejectedRecord as exc:  # normalisation failed (e.g. not a phone number)
         return web.json_response(
             {"error": f"contact.value: {exc.reason.value}"}, status=400
         )
-    except ValueError:  # bad JSON
-        return web.json_response({"error": "body: expected JSON"}, status=400)
     try:
         answer = await app[VIEW_KEY].lookup(ckey, entity, channel)
     except Exception as exc:
