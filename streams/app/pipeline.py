@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,8 +32,9 @@ from streams.core.keys import contact_key, input_key
 from streams.core.model import ContactPoint, Decision, Event, SendRequest
 from streams.core.parse import decision_to_dict, parse_event
 from streams.core.policy import PolicyBook
-
-Headers = list[tuple[str, bytes]]
+from streams.gate.dead_letter import dead_letter_record
+from streams.gate.records import Headers as Headers  # re-exported for the shell
+from streams.gate.records import OutRecord as OutRecord
 
 H_CONTACT_INDEX = "sg-contact-index"
 H_SOURCE = "sg-source"
@@ -43,14 +44,6 @@ H_TRACESTATE = "tracestate"
 PASSTHROUGH_HEADERS = (H_TRACEPARENT, H_TRACESTATE)
 
 MAX_PAYLOAD_BYTES = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,26 +281,10 @@ class Ingestor:
         headers: Headers,
         exc: RejectedRecord,
     ) -> OutRecord:
-        record = {
-            "source_topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "reason": exc.reason.value,
-            "field": exc.field or None,
-            "message": exc.message[:2000],
-            "original_key": key,
-            "original_value": value or b"",
-            "headers": {k: v for k, v in headers},
-            "detected_at": self.clock(),
-        }
-        return OutRecord(
-            topic=self.dead_letter_topic,
-            key=key,
-            value=self.codec.encode(T.DEAD_LETTER_RECORD, record),
-            headers=[
-                ("sg-reason", exc.reason.value.encode()),
-                (H_SOURCE, f"{topic}:{partition}:{offset}".encode()),
-            ],
+        return dead_letter_record(
+            self.codec, self.secret, dead_letter_topic=self.dead_letter_topic,
+            source_topic=topic, partition=partition, offset=offset, key=key, value=value,
+            headers=headers, rejection=exc, detected_at=self.clock(),
         )
 
 
