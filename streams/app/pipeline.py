@@ -359,8 +359,9 @@ class Gate:
             *passthrough,
         ]
         if decision.revokes:
+            topic = self.revoked_topic
             return OutRecord(
-                self.revoked_topic, key, self.codec.encode(T.DECISION_RECORD, record), headers
+                topic, key, self.codec.encode(T.DECISION_RECORD, record, topic=topic), headers
             )
         if str(decision.decision) == "ALLOW" and isinstance(event, SendRequest):
             record.update(
@@ -372,9 +373,11 @@ class Gate:
                 declared_purpose=str(event.declared_purpose),
                 service_kind=None if event.service_kind is None else str(event.service_kind),
             )
+            topic = self.approved_topic
             return OutRecord(
-                self.approved_topic, key, self.codec.encode(T.APPROVED_RECORD, record), headers
+                topic, key, self.codec.encode(T.APPROVED_RECORD, record, topic=topic), headers
             )
+        topic = self.blocked_topic
         return OutRecord(
-            self.blocked_topic, key, self.codec.encode(T.DECISION_RECORD, record), headers
+            topic, key, self.codec.encode(T.DECISION_RECORD, record, topic=topic), headers
         )

@@ -369,8 +369,15 @@ class ConfluentAvroCodec(AvroCodec):
 
     @staticmethod
     def subject_for(loaded: LoadedSchema, topic: str | None) -> str:
-        """TopicNameStrategy `<topic>-value`; RecordNameStrategy when no topic is given."""
-        return f"{topic}-value" if topic else loaded.fullname
+        """TopicNameStrategy `<topic>-value`, as README promises for every topic (inputs,
+        outputs, dead letters). Without a topic there is no right subject, so encoding
+        refuses instead of registering under the record name (issue 12 §5)."""
+        if not topic:
+            raise ValueError(
+                f"encoding {loaded.name} with a schema registry needs the topic it is "
+                "produced to (subject <topic>-value): pass topic=..."
+            )
+        return f"{topic}-value"
 
     def schema_id(self, loaded: LoadedSchema, topic: str | None) -> int:
         """Registered id of a schema under its subject (registered once, then cached)."""
