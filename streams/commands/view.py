@@ -188,7 +188,7 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
 
     from streams.config import Settings
     from streams.core.policy import PolicyBook, load_policy_book
-    from streams.view.follower import ViewFollower
+    from streams.view.follower import ViewFollower, changelog_holds_states
     from streams.view.projection import StatusView
 
     settings = Settings.from_env()
@@ -197,7 +197,11 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
     policies = (
         load_policy_book(settings.policy_file) if settings.policy_file else PolicyBook.default()
     )
-    view = StatusView.from_env(args.redis_url or settings.redis_url, policies, args.namespace)
+    had_states = changelog_holds_states(
+        settings.kafka.consumer(f"{args.topic_prefix}{app_id}-view-probe"), topic
+    )
+    view = StatusView.from_env(args.redis_url or settings.redis_url, policies, args.namespace,
+                               source_had_states=had_states)
     follower = ViewFollower(
         settings.kafka_bootstrap, topic, view,
         args.group or f"{args.topic_prefix}{app_id}-view-follower",

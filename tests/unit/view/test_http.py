@@ -40,7 +40,7 @@ class FakeView:
             legal_basis="TW117_CONSENT" if ok else None, evidence=[], suppressed=False,
             suppression=None,
             last_decision=None, as_of="2026-11-23T09:00:00Z", tenant="t", erased=False,
-            view_stale=None,
+            view_stale=False,
         )
 
     async def ping(self) -> bool:
