@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -295,6 +295,28 @@ def _decision_record(decision: Decision, decided_at: datetime) -> dict[str, Any]
     return d
 
 
+def stamp_decided_at(result: StepResult, now: datetime) -> StepResult:
+    """Stamp the wall-clock `decided_at` on new decisions, in the outputs *and* the state.
+
+    The core leaves `decided_at` None (no clock). Stored in the state, the stamp reaches the
+    status view (`last_decision.decided_at`, issue 12 §4) and a re-emitted duplicate
+    carries the original time, so both copies of a request's decision are identical.
+    """
+    pairs = [(d, replace(d, decided_at=now) if d.decided_at is None else d)
+             for d in result.decisions]
+    if all(old is new for old, new in pairs):
+        return result
+    decided = dict(result.state.decided)
+    for old, new in pairs:
+        if old is not new and decided.get(old.request_id) == old:
+            decided[old.request_id] = new
+    return replace(
+        result,
+        state=replace(result.state, decided=decided),
+        decisions=tuple(new for _, new in pairs),
+    )
+
+
 class Gate:
     """Fold one contact event and emit its decisions (contract §6, §7)."""
 
@@ -332,7 +354,7 @@ class Gate:
         contact = points[index]
         current = state if state is not None else ContactState.empty()
         policy = self.policies.policy_for(event.tenant)
-        result: StepResult = step(current, event, policy, contact)
+        result = stamp_decided_at(step(current, event, policy, contact), self.clock())
         emitted: list[Decision] = list(result.decisions)
         duplicate = result.duplicate is not None
         if result.duplicate is not None:

@@ -82,7 +82,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry  # the sync one warns on an asyncio client
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -478,11 +478,17 @@ class StatusView:
         socket_timeout: float = 1.0,
         backoff_max: float = 2.0,
         source_had_states: bool = True,
+        reader_connections: int = 64,
+        pool_timeout: float = 5.0,
     ) -> None:
         """`source_had_states`: did the changelog hold states when this process started
         (`streams.view.follower.changelog_holds_states`)? Only False lets a writer create
         the view marker of a new deployment without flagging the view stale; the default
-        is the fail-closed answer for a writer that cannot tell."""
+        is the fail-closed answer for a writer that cannot tell.
+
+        Lookups share `reader_connections` Redis connections; a lookup that finds them all
+        busy waits for one up to `pool_timeout` s instead of failing (issue 12 §4: redis-py's
+        default pool raised "Too many connections" past 100 concurrent lookups)."""
         self.redis_url = redis_url
         self.source_had_states = source_had_states
         self.policies = policies or PolicyBook.default()
@@ -498,10 +504,12 @@ class StatusView:
             redis_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 0), health_check_interval=0,
         )
-        self._reader = Redis.from_url(
-            redis_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+        self._reader_pool = BlockingConnectionPool.from_url(
+            redis_url, max_connections=reader_connections, timeout=pool_timeout,
+            socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 1),
         )
+        self._reader = Redis(connection_pool=self._reader_pool)
         self._pending: OrderedDict[str, _Dirty] = OrderedDict()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -902,3 +910,4 @@ class StatusView:
             )
         await self._writer.aclose()
         await self._reader.aclose()
+        await self._reader_pool.disconnect()

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import uuid
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry.avro import AvroDeserializer
+with warnings.catch_warnings():  # authlib's import-time deprecation notice
+    warnings.simplefilter("ignore")
+    from confluent_kafka.schema_registry import Schema
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streams import topics as T
