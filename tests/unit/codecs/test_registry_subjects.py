@@ -4,13 +4,15 @@ own deserializer (TopicNameStrategy)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 import warnings
 from datetime import UTC, datetime
 from typing import Any
 
-with warnings.catch_warnings():  # authlib's import-time deprecation notice
+with warnings.catch_warnings():  # authlib's import-time notice (it forces "always")
+    importlib.import_module("authlib.deprecate")
     warnings.simplefilter("ignore")
     from confluent_kafka.schema_registry import Schema
     from confluent_kafka.schema_registry.avro import AvroDeserializer
