@@ -221,3 +221,21 @@ def test_changelog_probe(kafka_admin: Any, kafka_bootstrap: str, unique_name: st
         assert changelog_holds_states(dead, topic, timeout=1.0) is True  # fail closed
     finally:
         kafka_admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=30)
+
+
+def test_no_redis_py_warning(server: Server) -> None:
+    """Issue 12 §6: redis-py warned that a sync Retry was passed to the asyncio client on
+    every command that opened the view."""
+    import warnings
+
+    async def go() -> None:
+        view = StatusView(server.url, source_had_states=False)
+        try:
+            await _write(view, applied(1))
+            await view.lookup("0" * 64, "Shop BV", "email")
+        finally:
+            await view.aclose()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        asyncio.run(go())
