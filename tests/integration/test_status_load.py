@@ -7,8 +7,10 @@ asserted (speed goals live in `make bench-status`). A configured in-flight limit
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -55,11 +57,13 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}/v1/status"
 
 
-async def _burst(url: str, n: int) -> list[tuple[int, float, dict[str, str]]]:
+async def _burst(
+    url: str, n: int, token: str = TOKEN
+) -> list[tuple[int, float, dict[str, str]]]:
     """n lookups at once, each on its own connection: (status, seconds, headers)."""
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=60)
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {token}"}
     start = asyncio.Event()
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -79,6 +83,12 @@ async def _burst(url: str, n: int) -> list[tuple[int, float, dict[str, str]]]:
         await asyncio.sleep(0)
         start.set()
         return await asyncio.gather(*tasks)
+
+
+def _burst_in_process(
+    url: str, n: int, token: str
+) -> list[tuple[int, float, dict[str, str]]]:
+    return asyncio.run(_burst(url, n, token))
 
 
 def _p(values: list[float], q: float) -> float:
@@ -103,8 +113,11 @@ def test_a_thousand_concurrent_lookups_answer_without_errors(
                                  contact_type=a.contact_type)
         assert await view.flush(timeout=30)
         runner, url = await _serve(make_status_app(view, SECRET, TOKEN))
-        try:
-            return await _burst(url, CONCURRENT)
+        try:  # the client in a process of its own: the server's event loop is its own
+            loop = asyncio.get_running_loop()
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                return await loop.run_in_executor(pool, _burst_in_process, url, CONCURRENT,
+                                                  TOKEN)
         finally:
             await runner.cleanup()
             await view.aclose()
@@ -123,7 +136,7 @@ def test_a_thousand_concurrent_lookups_answer_without_errors(
     record_property("p50_ms", round(p50 * 1000, 1))
     record_property("p99_ms", round(p99 * 1000, 1))
     with capsys.disabled():
-        print(f"\n{CONCURRENT} concurrent lookups, 16 Redis connections: "
+        print(f"\n{CONCURRENT} concurrent lookups (client process), 16 Redis connections: "
               f"{len(errors)} errors, p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
               f"max {max(latencies) * 1000:.1f} ms")
     assert len(results) == CONCURRENT
