@@ -61,8 +61,7 @@ test-unit: setup ## unit, property and scenario tests (no services)
 
 .PHONY: browser
 browser: ## headless Chromium for the HTML report test (Debian package chromium)
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium; }
+	@command -v chromium >/dev/null 2>&1 || bash infra/apt.sh install chromium
 
 .PHONY: test
 test: setup lint services browser ## everything: lint, unit, scenarios, integration and chaos on real Kafka + Redis

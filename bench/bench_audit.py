@@ -62,7 +62,7 @@ def generate(events: int, contacts: int, tenants: int) -> list[Encoded]:
     workload = Workload(contacts=contacts, tenants=tenants, seed=11, run_id="ba")
     for i, obj in enumerate(workload.events(events)):
         spec = T.input_topic_for(obj["type"])
-        value = codec.encode(spec.value_schemas[0], obj)
+        value = codec.encode(spec.value_schemas[0], obj, topic=spec.name)
         ev = parse_event(obj)
         key = input_key(ev.tenant, contact_points(ev)[0]).encode()
         off = offsets.get(spec.name, 0)

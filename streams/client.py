@@ -24,7 +24,6 @@ lands on one partition, in order) and sets the `content-type`, `event-type` and
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +37,7 @@ from streams.codecs.base import Codec, EncodeError
 from streams.config import Settings
 from streams.core.enums import ContactType
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
+from streams.core.jsonsafe import loads_bounded
 from streams.core.keys import input_key
 from streams.core.model import ContactPoint
 from streams.core.parse import parse_event
@@ -589,9 +589,9 @@ class SendgateProducer:
                 if not line.strip():
                     continue
                 try:
-                    event = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DecodeError(Rejection.BAD_JSON, f"{path}:{lineno}: {exc}") from exc
+                    event = loads_bounded(line)
+                except DecodeError as exc:  # not JSON, too large or too deeply nested
+                    raise DecodeError(exc.reason, f"{path}:{lineno}: {exc.message}") from exc
                 if not isinstance(event, dict):
                     raise DecodeError(Rejection.BAD_JSON, f"{path}:{lineno}: not an object")
                 event.pop("expect", None)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.kafka_config import KafkaClientConfig, is_security_key
+from streams.topics import DAY_MS, DEAD_LETTER_RETENTION_MS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = REPO_ROOT / "schemas"
@@ -30,6 +31,7 @@ class Settings:
     api_token: str | None
     policy_file: Path | None
     kafka_security: dict[str, str] = field(default_factory=dict)
+    dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS
 
     @property
     def kafka(self) -> KafkaClientConfig:
@@ -57,7 +59,20 @@ class Settings:
             api_token=env.get("SENDGATE_API_TOKEN") or None,
             policy_file=Path(policy) if policy else None,
             kafka_security=_kafka_security(env),
+            dead_letter_retention_ms=_days_ms(
+                env.get("SENDGATE_DEAD_LETTER_RETENTION_DAYS"), DEAD_LETTER_RETENTION_MS
+            ),
         )
+
+
+def _days_ms(value: str | None, default: int) -> int:
+    """Days (decimals allowed) as milliseconds; unset or empty: `default`."""
+    if not value:
+        return default
+    days = float(value)
+    if days <= 0:
+        raise ValueError(f"retention must be positive days, got {value!r}")
+    return int(days * DAY_MS)
 
 
 def _kafka_security(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:

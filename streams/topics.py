@@ -18,7 +18,8 @@ DAY_MS = 24 * 60 * 60 * 1000
 INPUT_RETENTION_MS = 30 * DAY_MS
 OUTPUT_RETENTION_MS = 30 * DAY_MS
 INTERNAL_RETENTION_MS = 30 * DAY_MS
-DEAD_LETTER_RETENTION_MS = 90 * DAY_MS
+# Dead letters hold whole input records (raw addresses): kept no longer than the inputs.
+DEAD_LETTER_RETENTION_MS = INPUT_RETENTION_MS
 AUDIT_RETENTION_MS = 365 * DAY_MS
 # Inputs: a 1 MiB payload (the codec limit) plus key, headers and batch overhead fits.
 INPUT_MAX_MESSAGE_BYTES = 4 << 20  # the gate dead-letters anything over 1 MiB (oversize)
@@ -153,7 +154,7 @@ REVOKED_TOPIC = TopicSpec(
 DEAD_LETTER_TOPIC = TopicSpec(
     name=DEAD_LETTER,
     role=TopicRole.DEAD_LETTER,
-    key="the rejected record's original key, unchanged (may be null)",
+    key=CONTACT_KEY + " of the contact the original key names; null when it names none",
     value_schemas=(DEAD_LETTER_RECORD,),
     description="Records the gate could not accept, whole, with a machine-readable reason",
     retention_ms=DEAD_LETTER_RETENTION_MS,
@@ -232,14 +233,24 @@ def input_topic_for(event_type: str) -> TopicSpec:
 
 
 def catalogue(
-    *, prefix: str = "", partitions: int | None = None, specs: Iterable[TopicSpec] = CATALOGUE
+    *,
+    prefix: str = "",
+    partitions: int | None = None,
+    specs: Iterable[TopicSpec] = CATALOGUE,
+    dead_letter_retention_ms: int | None = None,
 ) -> tuple[TopicSpec, ...]:
-    """The catalogue with names prefixed (test isolation, blue/green) and one partition count."""
+    """The catalogue with names prefixed (test isolation, blue/green), one partition count
+    and the configured dead-letter retention (`Settings.dead_letter_retention_ms`)."""
     return tuple(
         replace(
             t,
             name=prefix + t.name,
             partitions=t.partitions if partitions is None else partitions,
+            retention_ms=(
+                dead_letter_retention_ms
+                if dead_letter_retention_ms is not None and t.role is TopicRole.DEAD_LETTER
+                else t.retention_ms
+            ),
         )
         for t in specs
     )

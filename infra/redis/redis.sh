@@ -113,11 +113,9 @@ ensure_installed() {
     policy_added=1
   fi
   local rc=0
-  {
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q &&
-      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold redis-server
-  } >"$REDIS_VAR/apt.log" 2>&1 || rc=$?
+  # waits for the dpkg/apt locks (bounded) instead of failing at once: infra/apt.sh
+  bash "$(dirname "${BASH_SOURCE[0]}")/../apt.sh" install redis-server \
+    >"$REDIS_VAR/apt.log" 2>&1 || rc=$?
   [[ -n "$policy_added" ]] && "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
   if ((rc != 0)) || ! command -v redis-server >/dev/null 2>&1; then
     tail -n 20 "$REDIS_VAR/apt.log" >&2

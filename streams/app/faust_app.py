@@ -36,6 +36,8 @@ from streams.core.engine import ContactState
 from streams.core.errors import RejectedRecord, Rejection
 from streams.core.policy import PolicyBook, load_policy_book
 from streams.gate.state_codec import ViewHint, decode_state, encode_state
+from streams.view.follower import changelog_holds_states
+from streams.view.metrics import expose_view_metrics
 from streams.view.projection import StatusView
 
 log = logging.getLogger("sendgate.worker")
@@ -203,10 +205,18 @@ def create_app(opts: WorkerOptions) -> faust.App:
     ingestor = Ingestor(codec, secret, topic_prefix=prefix, parsed=parsed, local=folded_here)
     gate = Gate(codec, policies, topic_prefix=prefix, parsed=parsed)
     view: StatusView | None = (
-        StatusView.from_env(s.redis_url, policies) if opts.status_view else None
+        StatusView.from_env(
+            s.redis_url, policies,
+            # issue 12 §3: an empty changelog at start = a new view, nothing to lose
+            source_had_states=changelog_holds_states(
+                s.kafka.consumer(f"{prefix}{s.app_id}-view-probe"),
+                f"{prefix}{s.app_id}-{STATE_TABLE}-changelog",
+            ),
+        ) if opts.status_view else None
     )
     if view is not None:
         status_view = view
+        expose_view_metrics(telemetry.metrics.registry, view)
 
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]
         async def _flush_view(sender: Any, revoked: Any, **kwargs: Any) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,8 +32,9 @@ from streams.core.keys import contact_key, input_key
 from streams.core.model import ContactPoint, Decision, Event, SendRequest
 from streams.core.parse import decision_to_dict, parse_event
 from streams.core.policy import PolicyBook
-
-Headers = list[tuple[str, bytes]]
+from streams.gate.dead_letter import dead_letter_record
+from streams.gate.records import Headers as Headers  # re-exported for the shell
+from streams.gate.records import OutRecord as OutRecord
 
 H_CONTACT_INDEX = "sg-contact-index"
 H_SOURCE = "sg-source"
@@ -43,14 +44,6 @@ H_TRACESTATE = "tracestate"
 PASSTHROUGH_HEADERS = (H_TRACEPARENT, H_TRACESTATE)
 
 MAX_PAYLOAD_BYTES = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,26 +281,10 @@ class Ingestor:
         headers: Headers,
         exc: RejectedRecord,
     ) -> OutRecord:
-        record = {
-            "source_topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "reason": exc.reason.value,
-            "field": exc.field or None,
-            "message": exc.message[:2000],
-            "original_key": key,
-            "original_value": value or b"",
-            "headers": {k: v for k, v in headers},
-            "detected_at": self.clock(),
-        }
-        return OutRecord(
-            topic=self.dead_letter_topic,
-            key=key,
-            value=self.codec.encode(T.DEAD_LETTER_RECORD, record),
-            headers=[
-                ("sg-reason", exc.reason.value.encode()),
-                (H_SOURCE, f"{topic}:{partition}:{offset}".encode()),
-            ],
+        return dead_letter_record(
+            self.codec, self.secret, dead_letter_topic=self.dead_letter_topic,
+            source_topic=topic, partition=partition, offset=offset, key=key, value=value,
+            headers=headers, rejection=exc, detected_at=self.clock(),
         )
 
 
@@ -316,6 +293,28 @@ def _decision_record(decision: Decision, decided_at: datetime) -> dict[str, Any]
     d["as_of"] = decision.as_of
     d["decided_at"] = decided_at
     return d
+
+
+def stamp_decided_at(result: StepResult, now: datetime) -> StepResult:
+    """Stamp the wall-clock `decided_at` on new decisions, in the outputs *and* the state.
+
+    The core leaves `decided_at` None (no clock). Stored in the state, the stamp reaches the
+    status view (`last_decision.decided_at`, issue 12 §4) and a re-emitted duplicate
+    carries the original time, so both copies of a request's decision are identical.
+    """
+    pairs = [(d, replace(d, decided_at=now) if d.decided_at is None else d)
+             for d in result.decisions]
+    if all(old is new for old, new in pairs):
+        return result
+    decided = dict(result.state.decided)
+    for old, new in pairs:
+        if old is not new and decided.get(old.request_id) == old:
+            decided[old.request_id] = new
+    return replace(
+        result,
+        state=replace(result.state, decided=decided),
+        decisions=tuple(new for _, new in pairs),
+    )
 
 
 class Gate:
@@ -355,7 +354,7 @@ class Gate:
         contact = points[index]
         current = state if state is not None else ContactState.empty()
         policy = self.policies.policy_for(event.tenant)
-        result: StepResult = step(current, event, policy, contact)
+        result = stamp_decided_at(step(current, event, policy, contact), self.clock())
         emitted: list[Decision] = list(result.decisions)
         duplicate = result.duplicate is not None
         if result.duplicate is not None:
@@ -382,8 +381,9 @@ class Gate:
             *passthrough,
         ]
         if decision.revokes:
+            topic = self.revoked_topic
             return OutRecord(
-                self.revoked_topic, key, self.codec.encode(T.DECISION_RECORD, record), headers
+                topic, key, self.codec.encode(T.DECISION_RECORD, record, topic=topic), headers
             )
         if str(decision.decision) == "ALLOW" and isinstance(event, SendRequest):
             record.update(
@@ -395,9 +395,11 @@ class Gate:
                 declared_purpose=str(event.declared_purpose),
                 service_kind=None if event.service_kind is None else str(event.service_kind),
             )
+            topic = self.approved_topic
             return OutRecord(
-                self.approved_topic, key, self.codec.encode(T.APPROVED_RECORD, record), headers
+                topic, key, self.codec.encode(T.APPROVED_RECORD, record, topic=topic), headers
             )
+        topic = self.blocked_topic
         return OutRecord(
-            self.blocked_topic, key, self.codec.encode(T.DECISION_RECORD, record), headers
+            topic, key, self.codec.encode(T.DECISION_RECORD, record, topic=topic), headers
         )

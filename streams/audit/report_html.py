@@ -3,8 +3,9 @@
 Compliance officers open it from a mail or a ticket, often offline: everything (CSS,
 SVG charts, a few lines of JS for filtering and a self-check) is inline, nothing is
 fetched. The totals sit in elements with ids and `data-total` attributes, and the inline
-script recomputes them from the embedded findings into `data-js-total` elements, so a
-headless browser test can check the rendered page against the JSON.
+script recomputes them from the embedded findings into hidden `data-js-total` elements
+(never shown to the reader: an internal check, not content), so a headless browser test can
+check the rendered page against the JSON.
 
 Pure: `render_html(report) -> str`, no I/O.
 """
@@ -92,7 +93,6 @@ code,.ids{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .legend i{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
 .meta td:first-child{width:180px;color:#546e7a}
 .muted{color:#607d8b} input[type=search]{padding:5px 8px;width:320px;margin:4px 0 8px}
-.check{font-size:12px;color:#607d8b}
 .sw{display:inline-block;width:10px;height:10px}
 summary{cursor:pointer;color:#37474f;margin:6px 0}
 """
@@ -255,7 +255,7 @@ def _totals_section(report: Mapping[str, Any]) -> str:
         f'<span class="n" id="total-{key}" data-total="{int(totals[key])}">'
         f"{int(totals[key])}</span>"
         f"{_e(label)}"
-        f' <span class="check">(page check: <span id="js-total-{key}">?</span>)</span></div>'
+        f'<span hidden id="js-total-{key}"></span></div>'
         for key, label in TOTAL_LABELS
     )
     labels = report["kind_labels"]
@@ -436,7 +436,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     tenant = report["tenant"] or "all tenants"
     window = report["window"]
     subtitle = (
-        f"{tenant} · send requests from {window.get('from')} to {window.get('to')} · "
+        f"{tenant} · send requests from {window.get('from')} to {window.get('to') or 'end'} · "
         f"generated {report['generated_at']}"
     )
     return (

@@ -26,9 +26,11 @@ oversize               payload over the limit (1 MiB; 2 MiB for DeadLetter), che
                        before anything is decoded
 =====================  ==============================================================
 
-Known limitation: fastavro reads a *negative* enum or union index as a Python negative
-index (counted from the end) instead of failing; such bytes never come from an Avro
-writer, only from corruption or forgery.
+Enums are read as their wire `int` and mapped to symbols by `avro_enums` (fastavro would
+read a forged *negative* index as a symbol counted from the end): any index out of range
+is `invalid_enum` with the field path. Known limitation: a negative *union* branch index
+still selects a branch counted from the end (fastavro); the value read is then of a
+declared type and still passes the contract validation of that field.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from typing import Any
 import fastavro
 from fastavro.read import SchemaResolutionError
 
+from streams.codecs.avro_enums import EnumPlan, UnsupportedSchema, compile_enum_plan
 from streams.codecs.base import (
     CONTENT_TYPE_AVRO_CONFLUENT,
     CONTENT_TYPE_AVRO_SINGLE_OBJECT,
@@ -55,7 +58,13 @@ from streams.codecs.base import (
     expected_names,
     short_name,
 )
-from streams.codecs.schemas import LoadedSchema, SchemaStore, build, load_schema_store
+from streams.codecs.schemas import (
+    LoadedSchema,
+    SchemaStore,
+    build,
+    load_schema_store,
+    strip_timestamps,
+)
 from streams.codecs.shape import PostProcessor, Shaper, Target, compile_shaper
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
 
@@ -76,6 +85,8 @@ class _ReadPlan:
     writer: Any  # fastavro parsed writer schema (timestamps as long)
     reader: Any | None  # fastavro parsed reader schema, None when writer is current
     postprocess: PostProcessor | None
+    checked: Any  # fastavro parsed writer schema with enums as int (`avro_enums`)
+    enums: EnumPlan  # maps those ints back to symbols, refusing forged indexes
 
 
 def _encode_error(reason: Rejection, message: str, field: str) -> RejectedRecord:
@@ -214,19 +225,48 @@ class AvroCodec:
         """Read plan for a writer schema: resolved to the current schema of its name."""
         reader = self.store.reader_for(writer)
         same = reader.fingerprint == writer.fingerprint
+        source = reader if same else writer
+        try:
+            enums = compile_enum_plan(
+                strip_timestamps(source.schema),
+                None if same else strip_timestamps(reader.schema),
+            )
+            checked = fastavro.parse_schema(enums.schema) if enums.mapper else source.wire
+        except (UnsupportedSchema, ValueError) as exc:
+            raise DecodeError(
+                Rejection.SCHEMA_MISMATCH, f"{source.name}: enums cannot be checked: {exc}"
+            ) from exc
         return _ReadPlan(
             name=reader.name,
             fullname=reader.fullname,
-            writer=reader.wire if same else writer.wire,
+            writer=source.wire,
             reader=None if same else reader.wire,
             postprocess=reader.postprocess,
+            checked=checked,
+            enums=enums,
         )
 
     def _read(self, plan: _ReadPlan, data: bytes, offset: int) -> dict[str, Any]:
+        if plan.enums.mapper is None:
+            record = self._body(plan, plan.writer, plan.reader, data, offset)
+        else:
+            record = plan.enums.apply(self._body(plan, plan.checked, None, data, offset))
+            if plan.reader is not None:  # indexes checked; now resolve to the reader
+                record = self._body(plan, plan.writer, plan.reader, data, offset)
+        if not isinstance(record, dict):
+            raise DecodeError(Rejection.SCHEMA_MISMATCH, f"{plan.name} is not a record")
+        decoded: dict[str, Any] = (
+            record if plan.postprocess is None else plan.postprocess(record)
+        )
+        return decoded
+
+    def _body(
+        self, plan: _ReadPlan, writer: Any, reader: Any | None, data: bytes, offset: int
+    ) -> Any:
         buf = io.BytesIO(data)
         buf.seek(offset)
         try:
-            record: Any = fastavro.schemaless_reader(buf, plan.writer, plan.reader)
+            record: Any = fastavro.schemaless_reader(buf, writer, reader)
         except EOFError as exc:
             if "Expected -" in str(exc):
                 raise DecodeError(Rejection.INVALID_VALUE, "negative length") from exc
@@ -243,12 +283,7 @@ class AvroCodec:
         left = len(data) - buf.tell()
         if left:
             raise DecodeError(Rejection.INVALID_VALUE, f"{left} bytes left after the record")
-        if not isinstance(record, dict):
-            raise DecodeError(Rejection.SCHEMA_MISMATCH, f"{plan.name} is not a record")
-        decoded: dict[str, Any] = (
-            record if plan.postprocess is None else plan.postprocess(record)
-        )
-        return decoded
+        return record
 
 
 def _resolution_error(plan: _ReadPlan, exc: SchemaResolutionError) -> DecodeError:
@@ -334,8 +369,15 @@ class ConfluentAvroCodec(AvroCodec):
 
     @staticmethod
     def subject_for(loaded: LoadedSchema, topic: str | None) -> str:
-        """TopicNameStrategy `<topic>-value`; RecordNameStrategy when no topic is given."""
-        return f"{topic}-value" if topic else loaded.fullname
+        """TopicNameStrategy `<topic>-value`, as README promises for every topic (inputs,
+        outputs, dead letters). Without a topic there is no right subject, so encoding
+        refuses instead of registering under the record name (issue 12 §5)."""
+        if not topic:
+            raise ValueError(
+                f"encoding {loaded.name} with a schema registry needs the topic it is "
+                "produced to (subject <topic>-value): pass topic=..."
+            )
+        return f"{topic}-value"
 
     def schema_id(self, loaded: LoadedSchema, topic: str | None) -> int:
         """Registered id of a schema under its subject (registered once, then cached)."""

@@ -28,6 +28,7 @@ from streams.codecs.base import (
 from streams.codecs.schemas import LoadedSchema, SchemaStore, load_schema_store
 from streams.codecs.shape import Shaper, Target, compile_shaper, format_rfc3339
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
+from streams.core.jsonsafe import loads_bounded
 from streams.topics import RECORD_FOR_EVENT_TYPE
 
 
@@ -105,10 +106,7 @@ class JsonCodec:
         )
         if len(data) > limit:
             raise DecodeError(Rejection.OVERSIZE, f"{len(data)} bytes > limit {limit}")
-        try:
-            obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DecodeError(Rejection.BAD_JSON, f"not JSON: {exc}") from exc
+        obj = loads_bounded(data, max_bytes=limit)
         if not isinstance(obj, dict):
             raise DecodeError(
                 Rejection.BAD_JSON, f"expected a JSON object, got {type(obj).__name__}"

@@ -80,6 +80,23 @@ class Tally:
         rows = [f"  {n:>8}  {label}" for label, n in counts]
         return "\n".join([head, *rows])
 
+    def line(self, published: int, started: float) -> str:
+        """One compact line per interval, for logs and pipes (no TTY)."""
+        with self.lock:
+            kinds, counts = dict(self.kinds), self.counts.most_common(3)
+        return compact_line(published, time.monotonic() - started, kinds, counts)
+
+
+def compact_line(
+    published: int, elapsed: float, kinds: dict[str, int], top: list[tuple[str, int]]
+) -> str:
+    """`12:03:04 +35s published 7000 (200/s) | approved 10 blocked 90 ... | top: R 50, ...`"""
+    rate = published / max(elapsed, 1e-9)
+    tally = " ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "no decisions yet"
+    tops = ", ".join(f"{' '.join(label.split())} {n}" for label, n in top)
+    return (f"{time.strftime('%H:%M:%S')} +{elapsed:.0f}s published {published} "
+            f"({rate:,.0f}/s) | {tally}" + (f" | top: {tops}" if tops else ""))
+
 
 def demo_data_dir(base: Path, bootstrap: str) -> Path:
     """The demo worker's RocksDB dir, one per Kafka cluster id.
@@ -137,11 +154,13 @@ def run(args: argparse.Namespace) -> int:
 
     def show(final: bool = False) -> None:
         nonlocal last_print
-        text = tally.render(published, started)
         if tty and not final:
+            text = tally.render(published, started)
             sys.stdout.write("\x1b[H\x1b[2J" + text + "\n(Ctrl-C to stop)\n")
+        elif not final:  # a pipe or a log: one compact line per interval
+            sys.stdout.write(tally.line(published, started) + "\n")
         else:
-            sys.stdout.write(text + "\n\n")
+            sys.stdout.write(tally.render(published, started) + "\n\n")
         sys.stdout.flush()
         last_print = time.monotonic()
 

@@ -23,6 +23,10 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", default=None, help="default $SENDGATE_REDIS_URL")
     p.add_argument("--namespace", default=os.environ.get("SENDGATE_VIEW_NAMESPACE"),
                    help="Redis key prefix (default sg:view:)")
+    p.add_argument("--max-in-flight", type=int, default=4096,
+                   help="lookups answered at once; past it 503 + Retry-After (default 4096)")
+    p.add_argument("--redis-connections", type=int, default=64,
+                   help="Redis connections shared by the lookups; more wait (default 64)")
     p.add_argument("--loglevel", default=os.environ.get("SENDGATE_LOGLEVEL", "warning"))
 
 
@@ -48,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
 
     async def build() -> web.Application:
         view = StatusView(args.redis_url or settings.redis_url,
-                          namespace=args.namespace or DEFAULT_NAMESPACE)
-        app = make_status_app(view, secret, settings.api_token or "")
+                          namespace=args.namespace or DEFAULT_NAMESPACE,
+                          reader_connections=args.redis_connections)
+        app = make_status_app(view, secret, settings.api_token or "",
+                              max_in_flight=args.max_in_flight)
 
         async def close_view(_: web.Application) -> None:
             await view.aclose(flush_timeout=0)
@@ -57,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
         app.on_cleanup.append(close_view)
         return app
 
-    web.run_app(build(), host=args.host, port=args.port,
+    web.run_app(build(), host=args.host, port=args.port, backlog=2048,
                 access_log_format='%a %t "%r" %s %b %Tfs', print=None)
     return 0

@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     partitions = args.partitions if args.partitions is not None else settings.partitions
-    specs = catalogue(prefix=args.topic_prefix, partitions=partitions)
+    specs = catalogue(
+        prefix=args.topic_prefix, partitions=partitions,
+        dead_letter_retention_ms=settings.dead_letter_retention_ms,
+    )
     needs_broker = args.action == "create" or args.broker
     admin = (
         AdminClient({"bootstrap.servers": args.bootstrap or settings.kafka_bootstrap})
@@ -75,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             print(f"{r.status:8} {r.name}{'  ' + r.detail if r.detail else ''}")
         return 1 if any(r.status == FAILED for r in results) else 0
-    broker = describe_broker(admin, [s.name for s in specs], args.timeout) if admin else None
+    # `if admin` was always false: a confluent AdminClient has a length (0), issue 12 §6
+    broker = (
+        describe_broker(admin, [s.name for s in specs], args.timeout)
+        if admin is not None else None
+    )
     print_catalogue(specs, broker)
     return 0
 

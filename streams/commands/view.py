@@ -54,11 +54,16 @@ def scan_topic(
     *,
     only_key: bytes | None = None,
     idle_timeout: float = 15.0,
+    key_partition_only: bool = False,
 ) -> Iterator[tuple[int, int, bytes, bytes | None]]:
     """(partition, offset, key, value) of every keyed record, partition after partition,
     from the beginning up to the high watermark seen when the partition is reached.
-    `only_key` keeps only that key (the export of one contact)."""
+    `only_key` keeps only that key (the export of one contact); with `key_partition_only`
+    only the partition that key is produced to is read: every sendgate producer partitions
+    by murmur2 of the key (Java-compatible, `KafkaClientConfig.producer`, faust's aiokafka),
+    and a contact's changelog and output records are keyed by its contact key."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka.cimpl import murmur2
 
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
@@ -73,7 +78,10 @@ def scan_topic(
         tmeta = meta.topics.get(topic)
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             raise TopicMissing(f"topic {topic} not found on {bootstrap}")
-        for partition in sorted(tmeta.partitions):
+        partitions = sorted(tmeta.partitions)
+        if key_partition_only and only_key is not None:
+            partitions = [murmur2(only_key, len(partitions))]
+        for partition in partitions:
             tp = TopicPartition(topic, partition)
             low, high = consumer.get_watermark_offsets(tp, timeout=15)
             if high <= low:
@@ -104,14 +112,17 @@ def scan_topic(
 
 
 def read_latest(
-    bootstrap: str, topic: str, *, only_key: bytes | None = None
+    bootstrap: str, topic: str, *, only_key: bytes | None = None,
+    key_partition_only: bool = False,
 ) -> Iterator[tuple[int, dict[bytes, Latest]]]:
     """Per partition, the last record per key (value None = tombstone): a compacted
     topic's content. One partition's keys are in memory at a time (keys are
     co-partitioned, so a key never spans partitions)."""
     current: int | None = None
     latest: dict[bytes, Latest] = {}
-    for partition, offset, key, value in scan_topic(bootstrap, topic, only_key=only_key):
+    for partition, offset, key, value in scan_topic(
+        bootstrap, topic, only_key=only_key, key_partition_only=key_partition_only
+    ):
         if partition != current:
             if current is not None:
                 yield current, latest
@@ -188,7 +199,7 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
 
     from streams.config import Settings
     from streams.core.policy import PolicyBook, load_policy_book
-    from streams.view.follower import ViewFollower
+    from streams.view.follower import ViewFollower, changelog_holds_states
     from streams.view.projection import StatusView
 
     settings = Settings.from_env()
@@ -197,7 +208,11 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
     policies = (
         load_policy_book(settings.policy_file) if settings.policy_file else PolicyBook.default()
     )
-    view = StatusView.from_env(args.redis_url or settings.redis_url, policies, args.namespace)
+    had_states = changelog_holds_states(
+        settings.kafka.consumer(f"{args.topic_prefix}{app_id}-view-probe"), topic
+    )
+    view = StatusView.from_env(args.redis_url or settings.redis_url, policies, args.namespace,
+                               source_had_states=had_states)
     follower = ViewFollower(
         settings.kafka_bootstrap, topic, view,
         args.group or f"{args.topic_prefix}{app_id}-view-follower",

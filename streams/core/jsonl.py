@@ -3,12 +3,12 @@ rejections out (contract §9). Tests run scenario files through exactly this."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from streams.core.engine import DecisionEngine
 from streams.core.errors import RejectedRecord, Rejection
+from streams.core.jsonsafe import loads_bounded
 from streams.core.model import Decision
 from streams.core.parse import parse_event
 
@@ -36,9 +36,9 @@ def decide_lines(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield LineRejection(number, Rejection.BAD_JSON, "", exc.msg)
+            record = loads_bounded(line)
+        except RejectedRecord as exc:  # not JSON, too large or too deeply nested
+            yield LineRejection(number, exc.reason, "", exc.message)
             continue
         try:
             decisions = engine.feed(parse_event(record))

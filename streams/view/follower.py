@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,37 @@ from streams.gate.state_codec import decode_changelog_value
 from streams.view.projection import StatusView, ViewItem
 
 log = logging.getLogger("sendgate.view.follow")
+
+
+def changelog_holds_states(config: Mapping[str, Any], topic: str, timeout: float = 10.0) -> bool:
+    """Does the changelog topic hold any record (low < high watermark on a partition)?
+
+    Asked once when a view writer starts (issue 12 §3): only a writer that started on an
+    empty (or not yet created) changelog may create the view marker without flagging the
+    view stale. Kafka unreachable = "yes" (fail closed: a needless rebuild, never a view
+    silently missing states). `config`: `Settings.kafka.consumer(...)`-style client config.
+    """
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer({**config, "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout)
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+            return False
+        for partition in tmeta.partitions:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout
+            )
+            if high > low:
+                return True
+        return False
+    except KafkaException as exc:
+        log.warning("view: cannot read the changelog's offsets (%s); assuming it holds "
+                    "states", exc)
+        return True
+    finally:
+        consumer.close()
 
 
 @dataclass

@@ -10,6 +10,10 @@ job stays the authority for every actual send.
     POST /v1/status  {"tenant": "t", "legal_entity": "E", "channel": "email",
                       "contact": {"type": "email", "value": "a@b.nl"}}
     GET  /healthz    {"redis": true}   (no auth, no data)
+
+Under load (issue 12 §4) lookups queue for a Redis connection (`StatusView`'s blocking
+pool) rather than fail; only past `max_in_flight` lookups at once, or when no connection
+frees up within the pool timeout, the answer is 503 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from streams.core.enums import CONTACT_TYPES_OF_CHANNEL, Channel, ContactType
-from streams.core.errors import RejectedRecord
+from streams.core.errors import DecodeError, RejectedRecord, Rejection
+from streams.core.jsonsafe import loads_bounded
 from streams.core.keys import contact_key
 from streams.core.model import ContactPoint
 from streams.view.projection import StatusView
@@ -30,9 +35,23 @@ from streams.view.projection import StatusView
 log = logging.getLogger("sendgate.status_http")
 
 MAX_BODY = 16 * 1024
+DEFAULT_MAX_IN_FLIGHT = 4096
+RETRY_AFTER_SECONDS = "1"
 VIEW_KEY: web.AppKey[StatusView] = web.AppKey("sendgate_view", StatusView)
 SECRET_KEY: web.AppKey[bytes] = web.AppKey("sendgate_secret", bytes)
 TOKEN_KEY: web.AppKey[bytes] = web.AppKey("sendgate_token", bytes)
+
+
+class InFlight:
+    """Lookups being answered now, against the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.now = 0
+        self.refused = 0
+
+
+LIMIT_KEY: web.AppKey[InFlight] = web.AppKey("sendgate_in_flight", InFlight)
 
 
 class BadRequest(ValueError):
@@ -82,6 +101,12 @@ def _token_ok(request: web.Request, token_digest: bytes) -> bool:
     return same and scheme.lower() == "bearer" and bool(given.strip())
 
 
+def _busy(why: str) -> web.Response:
+    return web.json_response(
+        {"error": why}, status=503, headers={"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
 def _unauthorized() -> web.Response:
     return web.json_response(
         {"error": "unauthorized"}, status=401,
@@ -96,22 +121,30 @@ async def _status(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
         return web.json_response({"error": "body too large"}, status=413)
     try:
-        body = await request.json()
+        body = loads_bounded(await request.read(), max_bytes=MAX_BODY)
         tenant, entity, channel, contact = parse_lookup(body)
         ckey = contact_key(app[SECRET_KEY], tenant, contact)
     except BadRequest as exc:
         return web.json_response({"error": str(exc)}, status=400)
+    except DecodeError as exc:  # not JSON, too large or too deeply nested
+        status = 413 if exc.reason is Rejection.OVERSIZE else 400
+        return web.json_response({"error": f"body: {exc.message}"}, status=status)
     except RejectedRecord as exc:  # normalisation failed (e.g. not a phone number)
         return web.json_response(
             {"error": f"contact.value: {exc.reason.value}"}, status=400
         )
-    except ValueError:  # bad JSON
-        return web.json_response({"error": "body: expected JSON"}, status=400)
+    flight = app[LIMIT_KEY]
+    if flight.now >= flight.limit:
+        flight.refused += 1
+        return _busy(f"more than {flight.limit} lookups in flight")
+    flight.now += 1
     try:
         answer = await app[VIEW_KEY].lookup(ckey, entity, channel)
     except Exception as exc:
         log.warning("status lookup: view unavailable (%s)", type(exc).__name__)
-        return web.json_response({"error": "status view unavailable"}, status=503)
+        return _busy("status view unavailable")
+    finally:
+        flight.now -= 1
     out = answer.to_dict()
     out["tenant"] = tenant
     return web.json_response(out)
@@ -122,7 +155,9 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"redis": ok}, status=200 if ok else 503)
 
 
-def make_status_app(view: StatusView, secret: bytes, token: str) -> web.Application:
+def make_status_app(
+    view: StatusView, secret: bytes, token: str, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+) -> web.Application:
     """The lookup app; `token` is required (no unauthenticated lookups)."""
     if not token:
         raise ValueError("an API token is required (SENDGATE_API_TOKEN)")
@@ -130,6 +165,7 @@ def make_status_app(view: StatusView, secret: bytes, token: str) -> web.Applicat
     app[VIEW_KEY] = view
     app[SECRET_KEY] = secret
     app[TOKEN_KEY] = hashlib.sha256(token.encode("utf-8")).digest()
+    app[LIMIT_KEY] = InFlight(max_in_flight)
     app.router.add_post("/v1/status", _status)
     app.router.add_get("/healthz", _healthz)
     return app

@@ -14,8 +14,9 @@ Layout (one Redis hash per contact key, nothing else per contact)::
                                        from the "*" answer (lookups fall back to "*")
       "{legal_entity}|{channel}|d"     last decision {"id":request_id,"d":"ALLOW"|"BLOCK",
                                         "r":reason,"at":request time,"rv":1 if revoking}
-    sg:view:~meta                      HASH: "stale" (why the view may have missed
-                                       updates), "rebuilt_at", "created_at"
+    sg:view:~meta                      HASH: "generation" (the view marker), "stale"
+                                       (why the view may have missed updates),
+                                       "rebuilt_at", "created_at"
 
     answer = {"ok":1|0 (marketing allowed now), "r":reason code, "b":legal basis,
               "e":[evidence event ids] (when allowed),
@@ -52,6 +53,18 @@ then report `view_stale` and the operator runs `sendgate view rebuild` (from the
 changelog, not from the worker). If Redis comes back empty (restart without
 persistence), the view is flagged stale the same way; the keys dirty meanwhile are
 re-projected either way.
+
+Lost data (issue 12 §3). The view marker, field "generation" of `~meta`, is written once
+per view: by `view rebuild`, or by the first writer of a deployment whose changelog was
+empty when it started (`source_had_states=False`: nothing to lose). A Redis without the
+marker therefore lost the view (restart without persistence, flush, a new instance) or
+never had it built, and:
+* lookups answer `view_stale: true` at once (`view_stale_reason` says why);
+* a writer (worker, follower) that had seen the marker notices its loss in the very next
+  batch (the marker is read inside every write transaction); a writer that starts after
+  the loss, on a changelog that holds states, notices it at its first write. Either one
+  then re-creates the marker *with* the "stale" field, logs an error and exposes it
+  (`StatusView.stale`, the `sendgate_view_stale` gauge), until `sendgate view rebuild`.
 """
 
 from __future__ import annotations
@@ -62,16 +75,17 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry  # the sync one warns on an asyncio client
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from streams.core.engine import status_view
 from streams.core.enums import (
@@ -99,6 +113,12 @@ META_FIELD = "_"
 ANY_ENTITY = "*"
 DECISION_SUFFIX = "|d"
 META_KEY_SUFFIX = "~meta"
+GENERATION_FIELD = "generation"
+STALE_FIELD = "stale"
+NO_MARKER = (
+    "the view marker is missing: Redis lost the view (restarted empty, flushed or a new "
+    "instance) or it was never built; run `sendgate view rebuild`"
+)
 CHANNELS: tuple[Channel, ...] = tuple(Channel)
 
 # The entity name passed to the core for the "*" fields: no real entity can be named
@@ -335,7 +355,8 @@ class Answer:
     as_of: str | None
     tenant: str | None
     erased: bool
-    view_stale: str | None
+    view_stale: bool
+    view_stale_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -353,7 +374,12 @@ class Answer:
             "as_of": self.as_of,
             "erased": self.erased,
             "view_stale": self.view_stale,
+            "view_stale_reason": self.view_stale_reason,
         }
+
+
+def _opt_str(raw: bytes | str | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _load(raw: bytes | str | None) -> dict[str, Any] | None:
@@ -371,18 +397,25 @@ def answer_from_fields(
     any_raw: bytes | str | None,
     decision_raw: bytes | str | None,
     stale: bytes | str | None,
+    generation: bytes | str | None = b"",
 ) -> Answer:
-    """Build the answer from the fields of one hash (fail closed: unknown = not allowed)."""
+    """Build the answer from the fields of one hash (fail closed: unknown = not allowed).
+
+    `stale` and `generation` are the view marker's fields: a missing marker (None) means
+    the view was lost or never built, so every answer is flagged stale."""
     meta = _load(meta_raw)
     status = _load(own_raw) or _load(any_raw)
     last = _load(decision_raw)
     stale_text = stale.decode() if isinstance(stale, bytes) else stale
+    if generation is None and stale_text is None:
+        stale_text = NO_MARKER
     if meta is None or status is None:
         return Answer(
             known=False, legal_entity=legal_entity, channel=channel,
             marketing_allowed=False, reason_code=None, legal_basis=None, evidence=[],
             suppressed=False, suppression=None, last_decision=None, as_of=None,
-            tenant=None, erased=False, view_stale=stale_text,
+            tenant=None, erased=False, view_stale=stale_text is not None,
+            view_stale_reason=stale_text,
         )
     suppression: dict[str, Any] | None = None
     if "s" in status:
@@ -409,7 +442,8 @@ def answer_from_fields(
         legal_basis=status.get("b", "NONE"), evidence=list(status.get("e", [])),
         suppressed=suppression is not None,
         suppression=suppression, last_decision=last_decision, as_of=meta.get("at"),
-        tenant=meta.get("t"), erased="x" in meta, view_stale=stale_text,
+        tenant=meta.get("t"), erased="x" in meta, view_stale=stale_text is not None,
+        view_stale_reason=stale_text,
     )
 
 
@@ -443,8 +477,20 @@ class StatusView:
         ttl_seconds: int | None = None,
         socket_timeout: float = 1.0,
         backoff_max: float = 2.0,
+        source_had_states: bool = True,
+        reader_connections: int = 64,
+        pool_timeout: float = 5.0,
     ) -> None:
+        """`source_had_states`: did the changelog hold states when this process started
+        (`streams.view.follower.changelog_holds_states`)? Only False lets a writer create
+        the view marker of a new deployment without flagging the view stale; the default
+        is the fail-closed answer for a writer that cannot tell.
+
+        Lookups share `reader_connections` Redis connections; a lookup that finds them all
+        busy waits for one up to `pool_timeout` s instead of failing (issue 12 §4: redis-py's
+        default pool raised "Too many connections" past 100 concurrent lookups)."""
         self.redis_url = redis_url
+        self.source_had_states = source_had_states
         self.policies = policies or PolicyBook.default()
         self.namespace = namespace
         self.max_pending = max_pending
@@ -458,10 +504,12 @@ class StatusView:
             redis_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 0), health_check_interval=0,
         )
-        self._reader = Redis.from_url(
-            redis_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+        self._reader_pool = BlockingConnectionPool.from_url(
+            redis_url, max_connections=reader_connections, timeout=pool_timeout,
+            socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 1),
         )
+        self._reader = Redis(connection_pool=self._reader_pool)
         self._pending: OrderedDict[str, _Dirty] = OrderedDict()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -472,8 +520,10 @@ class StatusView:
         self._down_since: float | None = None
         self._lost_updates = 0
         self._stale_reason: str | None = None
-        self._meta_seen = False
+        self._generation: str | None = None  # the view marker this process has seen
         self._meta_checked_at = 0.0
+        self.stale_reason: str | None = None  # the marker's "stale", as last read
+        self.losses = 0  # times this process found the view lost
         # counters (exposed for metrics and tests)
         self.written = 0
         self.dropped = 0
@@ -483,6 +533,7 @@ class StatusView:
     @classmethod
     def from_env(
         cls, redis_url: str, policies: PolicyBook | None = None, namespace: str | None = None,
+        *, source_had_states: bool = True,
     ) -> StatusView:
         """With the SENDGATE_VIEW_* settings: NAMESPACE (sg:view:), MAX_PENDING (20000),
         TTL_SECONDS (none)."""
@@ -494,6 +545,7 @@ class StatusView:
             namespace=namespace or env.get("SENDGATE_VIEW_NAMESPACE") or DEFAULT_NAMESPACE,
             max_pending=int(env.get("SENDGATE_VIEW_MAX_PENDING", "20000")),
             ttl_seconds=ttl or None,
+            source_had_states=source_had_states,
         )
 
     def key(self, contact_key: str) -> str:
@@ -638,6 +690,7 @@ class StatusView:
     async def _write_batch(self, batch: Sequence[tuple[str, _Dirty]]) -> None:
         await self._check_meta()
         pipe = self._writer.pipeline(transaction=True)
+        pipe.hget(self.meta_key, GENERATION_FIELD)  # did the marker survive? (see below)
         for i, (ckey, entry) in enumerate(batch):
             if i % 16 == 15:
                 await asyncio.sleep(0)  # projecting is CPU: let the gate agent run
@@ -658,32 +711,68 @@ class StatusView:
                 pipe.expire(rkey, self.ttl_seconds)
         reason = self._stale_reason
         if reason is not None:
-            pipe.hset(self.meta_key, "stale", f"{_iso(datetime.now(UTC))} {reason}")
-        await pipe.execute()
+            pipe.hset(self.meta_key, STALE_FIELD, f"{_iso(datetime.now(UTC))} {reason}")
+        results = await pipe.execute()
         if reason is not None and self._stale_reason == reason:
             self._stale_reason = None
             self._lost_updates = 0
+        if _opt_str(results[0]) != self._generation:  # lost, or re-created since the check
+            await self._check_meta(force=True)
 
-    async def _check_meta(self) -> None:
-        """Detect a Redis that came back empty (restart without persistence): every
-        projection written before is gone, so the view is flagged stale (rebuild it)."""
+    @property
+    def stale(self) -> bool:
+        """Is the view flagged stale (as last read by this process)? For the metric."""
+        return self.stale_reason is not None
+
+    async def _check_meta(self, *, force: bool = False) -> None:
+        """Read the view marker (at the first write, then at most every 10 s; each write
+        transaction also reads it) and act on a lost one (issue 12 §3)."""
         now = time.monotonic()
-        if self._healthy and self._meta_seen and now - self._meta_checked_at < 10.0:
+        if (not force and self._healthy and self._generation is not None
+                and now - self._meta_checked_at < 10.0):
             return
         self._meta_checked_at = now
-        exists = await self._writer.exists(self.meta_key)
-        if not exists:
-            if self._meta_seen:
-                self._stale_reason = "Redis lost the view (restarted empty)"
-                log.error(
-                    "status view: Redis came back without the view; keys updated since "
-                    "are re-projected, run `sendgate view rebuild` for the rest"
-                )
-            else:
-                await self._writer.hsetnx(
-                    self.meta_key, "created_at", _iso(datetime.now(UTC))
-                )
-        self._meta_seen = True
+        generation, stale = await self._writer.hmget(
+            self.meta_key, [GENERATION_FIELD, STALE_FIELD]
+        )
+        await self._marker_seen(_opt_str(generation), _opt_str(stale))
+
+    async def _marker_seen(self, generation: str | None, stale: str | None) -> None:
+        if generation is not None:
+            if self._generation is not None and generation != self._generation:
+                log.warning("status view: the view marker was re-created (generation %s)",
+                            generation)
+            self._generation = generation
+            self.stale_reason = stale
+            return
+        if self._generation is not None:
+            reason: str | None = (
+                "Redis lost the view (marker gone: restarted empty, flushed or a new "
+                "instance)"
+            )
+        elif self.source_had_states:
+            reason = (
+                "Redis has no view marker while the changelog holds states (Redis lost "
+                "its data, or the view was never built)"
+            )
+        else:
+            reason = None  # a new deployment: the changelog was empty, nothing to lose
+        now = _iso(datetime.now(UTC))
+        pipe = self._writer.pipeline(transaction=True)
+        pipe.hsetnx(self.meta_key, GENERATION_FIELD, uuid.uuid4().hex)
+        pipe.hsetnx(self.meta_key, "created_at", now)
+        if reason is not None:
+            pipe.hset(self.meta_key, STALE_FIELD, f"{now} {reason}")
+        pipe.hmget(self.meta_key, [GENERATION_FIELD, STALE_FIELD])
+        *_, (current, current_stale) = await pipe.execute()
+        self._generation = _opt_str(current)
+        self.stale_reason = _opt_str(current_stale)
+        if reason is not None:
+            self.losses += 1
+            log.error(
+                "status view: %s; lookups answer view_stale until `sendgate view rebuild` "
+                "(keys updated from now on are re-projected)", reason,
+            )
 
     async def item_from_changelog(
         self, contact_key: str, state: ContactState, hint: ViewHint | None,
@@ -719,6 +808,7 @@ class StatusView:
         delete the views of `tombstones` at once, raising on Redis errors: for `view
         rebuild` and `view follow`, not for the worker. A state that cannot be projected
         leaves no (stale) answer behind: its view is deleted (fail closed)."""
+        await self._check_meta()
         n = 0
         pipe = self._writer.pipeline(transaction=True)  # no lookup sees a half-written key
         for ckey in tombstones:
@@ -761,11 +851,16 @@ class StatusView:
         return out
 
     async def mark_rebuilt(self) -> None:
+        """The view is complete again: a new marker generation, no "stale"."""
+        generation = uuid.uuid4().hex
         pipe = self._writer.pipeline(transaction=True)
-        pipe.hdel(self.meta_key, "stale")
+        pipe.hdel(self.meta_key, STALE_FIELD)
+        pipe.hset(self.meta_key, GENERATION_FIELD, generation)
         pipe.hset(self.meta_key, "rebuilt_at", _iso(datetime.now(UTC)))
         pipe.hsetnx(self.meta_key, "created_at", _iso(datetime.now(UTC)))
         await pipe.execute()
+        self._generation = generation
+        self.stale_reason = None
 
     # ------------------------------------------------------------------ read side
 
@@ -782,9 +877,11 @@ class StatusView:
                 f"{legal_entity}|{channel}{DECISION_SUFFIX}",
             ],
         )
-        pipe.hget(self.meta_key, "stale")
-        (meta, own, other, last), stale = await pipe.execute()
-        return answer_from_fields(legal_entity, channel, meta, own, other, last, stale)
+        pipe.hmget(self.meta_key, [STALE_FIELD, GENERATION_FIELD])
+        (meta, own, other, last), (stale, generation) = await pipe.execute()
+        return answer_from_fields(
+            legal_entity, channel, meta, own, other, last, stale, generation
+        )
 
     async def lookup_all(self, contact_key: str) -> dict[str, Any]:
         """Every field of one contact's view, decoded (for `sendgate status --all`)."""
@@ -813,3 +910,4 @@ class StatusView:
             )
         await self._writer.aclose()
         await self._reader.aclose()
+        await self._reader_pool.disconnect()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,9 @@ def test_bad_records_are_dead_lettered_and_good_ones_decided(
         assert sent_bad[original[:64] + str(len(original)).encode()] == e.record["reason"]
         assert e.record["source_topic"].startswith(prefix)
         assert e.record["offset"] >= 0
+        # issue 12 §2: keyed by the HMAC contact key (or not at all), never the raw key
+        assert e.key is None or re.fullmatch(rb"[0-9a-f]{64}", e.key), e.key
+        assert e.record["field"], e.record["reason"]
     assert set(observed.decisions) == good_requests
     assert observed.count() >= len(good_requests)
     assert len(observed.finals()) + len(observed.dead_letters) == len(good_requests) + len(bad)

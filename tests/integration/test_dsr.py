@@ -208,13 +208,13 @@ def _publish(kafka_admin: Any, bootstrap: str, prefix: str, shell: Shell) -> Non
         [NewTopic(n, num_partitions=2, replication_factor=1) for n in names])
     for f in futures.values():
         f.result(timeout=30)
-    producer = Producer({"bootstrap.servers": bootstrap})
+    # partitioned as every sendgate producer does (murmur2 of the key): the export reads
+    # only the contact key's partition
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
     for _, key, result in shell.steps:  # the changelog gets every state
-        producer.produce(names[0], key=key, value=encode_state(result.state),
-                         partition=key[0] % 2)
+        producer.produce(names[0], key=key, value=encode_state(result.state))
     for rec in shell.outputs:
-        producer.produce(rec.topic, key=rec.key, value=rec.value,
-                         partition=(rec.key or b"0")[0] % 2)
+        producer.produce(rec.topic, key=rec.key, value=rec.value)
     assert producer.flush(30) == 0
 
 
@@ -290,6 +290,16 @@ def test_export_lists_facts_sources_and_decisions(
         assert d["decided_at"]
         assert "Printshop Drukwerk Direct BV" in report["recipients"]["legal_entities"]
         assert report["state_source"]["topic"] == f"{prefix}sendgate-contact-state-changelog"
+
+        from streams.cli import main  # issue 12 §6: an unknown contact exits non-zero
+
+        capsys.readouterr()
+        code = main(["export", "nobody@example.nl", "--tenant", "t-T110",
+                     "--topic-prefix", prefix])
+        captured = capsys.readouterr()
+        assert code == 3
+        assert json.loads(captured.out)["state_held"] is False
+        assert "nothing is held" in captured.err
     finally:
         _drop_topics(kafka_admin, prefix)
         client = redis.Redis.from_url(redis_url)

@@ -38,8 +38,9 @@ def test_co_partitioned_with_explicit_retention() -> None:
         assert spec.key and spec.description
     for name in (*T.INPUT_TOPICS, *T.OUTPUT_TOPICS):
         assert T.topic(name).retention_ms == 30 * DAY_MS
-    assert T.topic(T.DEAD_LETTER).retention_ms == 90 * DAY_MS
-    assert T.topic(T.DEAD_LETTER).retention_days == 90
+    # dead letters hold whole input records: no longer than the inputs (issue 12 §2)
+    assert T.topic(T.DEAD_LETTER).retention_ms == T.topic(T.ORDERS).retention_ms == 30 * DAY_MS
+    assert T.topic(T.DEAD_LETTER).retention_days == 30
 
 
 def test_value_schemas_exist() -> None:
@@ -117,7 +118,7 @@ def test_create_topics_is_idempotent() -> None:
     assert [r.status for r in first].count("created") == len(T.CATALOGUE) - 1
     request = {t.topic: t for t in admin.requests}["p.sendgate.dead-letter"]
     assert request.num_partitions == 6
-    assert request.config["retention.ms"] == str(90 * DAY_MS)
+    assert request.config["retention.ms"] == str(30 * DAY_MS)
     second = cmd.create_topics(admin, prefix="p.", partitions=6)
     assert {r.status for r in second} == {"exists"}
 
@@ -136,5 +137,41 @@ def test_describe_prints_the_catalogue(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     for spec in T.CATALOGUE:
         assert f"x.{spec.name}  [{spec.role}]" in out
-    assert "retention: 90d" in out and "value:      DeadLetter" in out
+    assert "retention: 30d" in out and "value:      DeadLetter" in out
     assert "partitions: 12" in out
+
+
+def test_describe_broker_really_asks_the_broker(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12 §6: a real AdminClient is falsy (it has a length), so `if admin` skipped
+    the broker; the flag must reach `describe_broker`."""
+    import confluent_kafka.admin
+
+    class Falsy(FakeAdmin):
+        def __len__(self) -> int:
+            return 0
+
+    asked: list[list[str]] = []
+
+    def describe(admin: Any, names: Any, timeout: float = 30.0) -> dict[str, Any]:
+        asked.append(list(names))
+        return {}
+
+    monkeypatch.setattr(confluent_kafka.admin, "AdminClient", lambda conf: Falsy(existing=set()))
+    monkeypatch.setattr(cmd, "describe_broker", describe)
+    assert cli_main(["topics", "describe", "--broker", "--topic-prefix", "y."]) == 0
+    assert asked and "y.orders" in asked[0]
+    assert "broker:     MISSING" in capsys.readouterr().out
+
+
+def test_dead_letter_retention_is_configurable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SENDGATE_DEAD_LETTER_RETENTION_DAYS", "7")
+    assert cli_main(["topics", "describe"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("sendgate.dead-letter  ["):]
+    assert f"retention: 7d ({7 * DAY_MS} ms)" in block.split("\n\n")[0]
+    specs = T.catalogue(dead_letter_retention_ms=7 * DAY_MS)
+    assert {s.name: s.retention_ms for s in specs}[T.ORDERS] == 30 * DAY_MS

@@ -51,13 +51,13 @@ def test_framing_and_roundtrip(confluent: ConfluentAvroCodec, order: dict[str, A
     assert data[5:] == single[10:]
 
 
-def test_subject_per_topic_and_record_name_fallback(
+def test_subject_per_topic_and_no_topic_refused(
     confluent: ConfluentAvroCodec, samples: dict[str, Any]
 ) -> None:
     confluent.encode("Decision", samples["Decision"], topic="t1.sends.blocked")
-    confluent.encode("Decision", samples["Decision"])
-    subjects = set(confluent.client.get_subjects())
-    assert {"t1.sends.blocked-value", "nl.sendgate.v1.Decision"} <= subjects
+    with pytest.raises(ValueError, match="topic"):
+        confluent.encode("Decision", samples["Decision"])
+    assert set(confluent.client.get_subjects()) == {"t1.sends.blocked-value"}
 
 
 def test_ids_and_writer_schemas_are_cached(store: SchemaStore, order: dict[str, Any]) -> None:

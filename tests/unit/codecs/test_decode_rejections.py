@@ -136,7 +136,8 @@ def test_invalid_enum_symbol_unknown_to_reader(
     order["kind"] = "barter"
     data = AvroCodec(SchemaStore([writer])).encode("Order", order)
     store.add_writer(writer)
-    assert reject(AvroCodec(store), data).reason is Rejection.INVALID_ENUM
+    error = reject(AvroCodec(store), data)
+    assert (error.reason, error.field) == (Rejection.INVALID_ENUM, "kind")
 
 
 # ---------------------------------------------------------------------------- missing_field

@@ -40,7 +40,7 @@ class FakeView:
             legal_basis="TW117_CONSENT" if ok else None, evidence=[], suppressed=False,
             suppression=None,
             last_decision=None, as_of="2026-11-23T09:00:00Z", tenant="t", erased=False,
-            view_stale=None,
+            view_stale=False,
         )
 
     async def ping(self) -> bool:
@@ -176,3 +176,28 @@ def test_parse_lookup_defaults_tenant() -> None:
 )
 def test_cli_guesses_the_contact_type(value: str, kind: str | None) -> None:
     assert guess_type(value) == kind
+
+
+def test_hostile_bodies_are_client_errors_not_500() -> None:
+    """Issue 12 §1: deeply nested or oversize JSON is a 400/413 with a clear message."""
+    app, view = _app()
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        deep = "[" * 100_000 + "]" * 100_000
+        for payload in (deep[:16_000], '{"a":' * 40 + "1" + "}" * 40):
+            resp = await client.post("/v1/status", data=payload, headers=auth)
+            assert resp.status == 400, await resp.text()
+            assert "nested deeper" in (await resp.json())["error"]
+
+        async def chunks() -> Any:
+            for _ in range(40):
+                yield b" " * 1024
+
+        resp = await client.post("/v1/status", data=chunks(), headers=auth)
+        assert resp.status == 413
+        resp = await client.post("/v1/status", data=b"{", headers=auth)
+        assert resp.status == 400
+        assert view.asked == []
+
+    _run(app, body)

@@ -4,6 +4,7 @@ the worker would hand to `StatusView.apply`, plus every raw form of every addres
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ HEX_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def scenario_files() -> list[Path]:
-    files = sorted(DEFAULT_SCENARIO_DIR.glob("T*.jsonl"), key=lambda p: int(p.stem[1:]))
-    assert len(files) >= 110, f"scenario files missing in {DEFAULT_SCENARIO_DIR}"
+    folder = Path(os.environ.get("SENDGATE_SCENARIOS", str(DEFAULT_SCENARIO_DIR)))
+    files = sorted(folder.glob("T*.jsonl"), key=lambda p: int(p.stem[1:]))
+    assert len(files) >= 110, f"scenario files missing in {folder}"
     return files
 
 
