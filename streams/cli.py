@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "may we send this contact marketing now, and why?"),
     "status-server": ("status_server", "serve status lookups over HTTP (POST /v1/status)"),
     "export": ("export", "GDPR access report for one contact (R-DSR-1)"),
+    "acl": ("acl", "print or apply the Kafka ACLs of each role (least privilege)"),
 }
 
 

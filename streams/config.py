@@ -29,7 +29,8 @@ class Settings:
     web_port: int
     api_token: str | None
     policy_file: Path | None
-    kafka_security: dict[str, str] = field(default_factory=dict)
+    # carries sasl.password: kept out of repr (a logged Settings must not leak it)
+    kafka_security: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def kafka(self) -> KafkaClientConfig:
@@ -58,6 +59,15 @@ class Settings:
             policy_file=Path(policy) if policy else None,
             kafka_security=_kafka_security(env),
         )
+
+
+def kafka_for(target: str | KafkaClientConfig | None = None) -> KafkaClientConfig:
+    """The Kafka settings of a client given a bootstrap string (a `--bootstrap` flag, a
+    test's broker) or a whole config: a string keeps the security settings of the
+    environment, so every client, also one built from a bare bootstrap, authenticates."""
+    if isinstance(target, KafkaClientConfig):
+        return target
+    return Settings.from_env().kafka.with_bootstrap(target)
 
 
 def _kafka_security(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:

@@ -19,7 +19,8 @@ SECURITY_PREFIXES: Final = ("security.protocol", "sasl.", "ssl.")
 """librdkafka properties that `KafkaClientConfig.security` may carry."""
 
 SECRET_KEYS: Final = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password",
-                                "ssl.key.pem", "sasl.oauthbearer.client.secret"})
+                                "ssl.key.pem", "sasl.oauthbearer.client.secret",
+                                "sasl.oauthbearer.config"})
 """Never printed: `redacted()` masks them for logs and error messages."""
 
 
@@ -54,3 +55,7 @@ class KafkaClientConfig:
 
     def redacted(self) -> ClientConfig:
         return {k: ("***" if k in SECRET_KEYS else v) for k, v in self.base().items()}
+
+    def __repr__(self) -> str:
+        """Redacted: a config that reaches a log line or an exception text shows no secret."""
+        return f"KafkaClientConfig({self.redacted()!r})"

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     specs = catalogue(prefix=args.topic_prefix, partitions=partitions)
     needs_broker = args.action == "create" or args.broker
     admin = (
-        AdminClient({"bootstrap.servers": args.bootstrap or settings.kafka_bootstrap})
+        AdminClient(settings.kafka.with_bootstrap(args.bootstrap).admin())  # type: ignore[arg-type]
         if needs_broker
         else None
     )
