@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -198,11 +199,44 @@ def bindings(acls: Iterable[Acl]) -> list[Any]:
 
 
 def apply(admin: Any, acls: Sequence[Acl], timeout: float = 30.0) -> int:
-    """Create the plan's ACLs (adding an existing one is a no-op); returns how many."""
-    futures = admin.create_acls(bindings(acls), request_timeout=timeout)
+    """Create the plan's ACLs (adding an existing one is a no-op) and wait until the broker
+    answers with all of them; returns how many.
+
+    CreateAcls returns once the controller committed them; the broker's authoriser applies
+    them a moment later (seen: a produce right after `apply` was still denied), so this
+    waits for DescribeAcls, which the broker answers from its authoriser."""
+    from confluent_kafka.admin._acl import AclBindingFilter, AclOperation, AclPermissionType
+    from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
+
+    wanted = bindings(acls)
+    futures = admin.create_acls(wanted, request_timeout=timeout)
     for future in futures.values():
         future.result(timeout=timeout)
-    return len(futures)
+    any_acl = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                               AclOperation.ANY, AclPermissionType.ANY)
+    deadline = time.monotonic() + timeout
+    while True:
+        present = set(admin.describe_acls(any_acl, request_timeout=timeout).result(timeout))
+        missing = [b for b in wanted if b not in present]
+        if not missing:
+            return len(futures)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(missing)} ACLs not visible on the broker, e.g. {missing[0]}")
+        time.sleep(0.05)
+
+
+def remove(admin: Any, acls: Sequence[Acl], timeout: float = 30.0) -> int:
+    """Delete exactly the plan's ACLs (a retired prefix, a test deployment); returns how many
+    the broker deleted."""
+    from confluent_kafka.admin._acl import AclBindingFilter
+
+    filters = [
+        AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
+                         b.operation, b.permission_type)
+        for b in bindings(acls)
+    ]
+    futures = admin.delete_acls(filters, request_timeout=timeout)
+    return sum(len(f.result(timeout=timeout)) for f in futures.values())
 
 
 def _principal_override(text: str) -> tuple[Role, str]:
