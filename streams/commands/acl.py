@@ -212,8 +212,9 @@ def apply(admin: Any, acls: Sequence[Acl], timeout: float = 30.0) -> int:
     futures = admin.create_acls(wanted, request_timeout=timeout)
     for future in futures.values():
         future.result(timeout=timeout)
-    any_acl = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-                               AclOperation.ANY, AclPermissionType.ANY)
+    anything: Any = None  # matches any name, principal and host (the stub says str)
+    any_acl = AclBindingFilter(ResourceType.ANY, anything, ResourcePatternType.ANY, anything,
+                               anything, AclOperation.ANY, AclPermissionType.ANY)
     deadline = time.monotonic() + timeout
     while True:
         present = set(admin.describe_acls(any_acl, request_timeout=timeout).result(timeout))

@@ -32,8 +32,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
-
 from services import SESSION_PREFIX, service_unavailable
+
 from streams import topics as T
 from streams.commands import acl
 from streams.commands.topics import create_topics
