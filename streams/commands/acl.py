@@ -7,7 +7,7 @@ the secure broker starts). Roles:
 
 * shop: write (and describe) the four input topics; nothing else, so it cannot forge a
   decision, read `sends.approved` (addresses) or read another shop's events.
-* worker: its consumer group; read the inputs; read and write the internal re-keyed topic and
+* worker: its consumer group (and the in-process view follower's); read the inputs; read and write the internal re-keyed topic and
   its own changelog/internal topics (`<prefix><app id>-*`, which it may create); write the
   outputs and the dead letters; its transactional ids (exactly-once).
 * esp: its groups (`<prefix>esp*`); read `sends.approved` and `sends.revoked` only.
@@ -111,7 +111,8 @@ def plan(
 
     grant(Role.SHOP, topic, inputs, (write, describe))
 
-    grant(Role.WORKER, group, [app], (read, describe))
+    # its group, and the group of the status-view follower it runs in-process by default
+    grant(Role.WORKER, group, [app, app + "-view-follower"], (read, describe))
     grant(Role.WORKER, topic, inputs, (read, describe))
     grant(Role.WORKER, topic, [prefix + T.CONTACT_EVENTS], (read, write, describe))
     grant(Role.WORKER, topic, [*outputs, prefix + T.DEAD_LETTER], (write, describe))

@@ -132,10 +132,11 @@ def deployment(secure_kafka: SecureKafka) -> Iterator[Deployment]:
 
 # ---------------------------------------------------------------- client helpers
 
-def produce(cfg: KafkaClientConfig, topic: str, value: bytes = b"x") -> KafkaError | None:
+def produce(cfg: KafkaClientConfig, topic: str, value: bytes = b"x",
+            timeout_ms: int = 10_000) -> KafkaError | None:
     """Deliver one record; the delivery error (None when the broker took it)."""
     errors: list[KafkaError | None] = []
-    producer = Producer(cfg.producer({**QUIET, "message.timeout.ms": 10_000}))  # type: ignore[arg-type]
+    producer = Producer(cfg.producer({**QUIET, "message.timeout.ms": timeout_ms}))  # type: ignore[arg-type]
     try:
         producer.produce(topic, key=b"k", value=value, on_delivery=lambda e, _m: errors.append(e))
     except KafkaException as exc:
@@ -258,12 +259,12 @@ def test_unauthenticated_or_wrong_password_gets_nothing(
     admin = AdminClient(plaintext.admin({**QUIET, "socket.timeout.ms": 3000}))  # type: ignore[arg-type]
     with pytest.raises(KafkaException):
         admin.list_topics(timeout=4)
-    assert produce(KafkaClientConfig(secure_kafka.bootstrap), orders) is not None
+    assert produce(KafkaClientConfig(secure_kafka.bootstrap), orders, timeout_ms=2000) is not None
 
     wrong = "wrong-password-5c1d2e"
     bad = KafkaClientConfig(secure_kafka.bootstrap,
                             {**secure_kafka.config("shop").security, "sasl.password": wrong})
-    error = produce(bad, orders)
+    error = produce(bad, orders, timeout_ms=2000)
     assert error is not None and not denied(error)  # rejected before any authorisation
     assert wrong not in str(error)
 
@@ -273,7 +274,7 @@ def test_unauthenticated_or_wrong_password_gets_nothing(
         secure_kafka.password("shop"), wrong))
     env = {**secure_kafka.env("shop"), "SENDGATE_KAFKA_CONFIG_FILE": str(conf)}
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "topics", "create", "--timeout", "5",
+        [sys.executable, "-m", "streams.cli", "topics", "create", "--timeout", "2",
          "--topic-prefix", deployment.prefix + "wrong."],
         capture_output=True, text=True, env=env, timeout=120,
     )
@@ -365,6 +366,26 @@ def test_worker_acls_cover_what_the_runtime_does(
     with pytest.raises(KafkaException) as exc:
         bad.init_transactions(15)
     assert exc.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+def test_viewer_reads_the_changelog_only(
+    secure_kafka: SecureKafka, deployment: Deployment
+) -> None:
+    """`sendgate view follow` as its own user: the changelog in its group, nothing else."""
+    viewer = secure_kafka.config("viewer")
+    changelog = deployment.prefix + "sendgate-contact-state-changelog"
+    group = deployment.prefix + "sendgate-view-follower"
+    admin = AdminClient(secure_kafka.config("admin").admin())  # type: ignore[arg-type]
+    create_topics(admin, specs=[dataclasses.replace(T.CONTACT_EVENTS_TOPIC, name=changelog,
+                                                    partitions=PARTITIONS)])
+    assert produce(secure_kafka.config("admin"), changelog, b"a state") is None
+    # (the worker test may have written to the changelog too)
+    got = read_in_group(viewer, [changelog], group,
+                        lambda m: any(x.value() == b"a state" for x in m))
+    assert b"a state" in [m.value() for m in got]
+    assert denied(produce(viewer, changelog))
+    for name in (T.SIGNUPS, T.APPROVED, T.CONTACT_EVENTS):
+        assert denied(read_assigned(viewer, deployment.topic(name), group)[1])
 
 
 @pytest.mark.skipif(not NEW_RUNTIME, reason="the faust worker (aiokafka) takes no librdkafka "
