@@ -7,9 +7,10 @@ the secure broker starts). Roles:
 
 * shop: write (and describe) the four input topics; nothing else, so it cannot forge a
   decision, read `sends.approved` (addresses) or read another shop's events.
-* worker: its consumer group (and the in-process view follower's); read the inputs; read and write the internal re-keyed topic and
-  its own changelog/internal topics (`<prefix><app id>-*`, which it may create); write the
-  outputs and the dead letters; its transactional ids (exactly-once).
+* worker: its consumer group (and its in-process view follower's); read the inputs; read and
+  write the internal re-keyed topic and its own changelog/internal topics
+  (`<prefix><app id>-*`, which it may create); write the outputs and the dead letters; its
+  transactional ids (exactly-once).
 * esp: its groups (`<prefix>esp*`); read `sends.approved` and `sends.revoked` only.
 * auditor: read the inputs and outputs, write the audit findings; its assign-only groups.
 * viewer: the status-view follower; read the contact-state changelog in its group.
