@@ -285,6 +285,31 @@ def test_unauthenticated_or_wrong_password_gets_nothing(
     assert secure_kafka.password("shop") not in repr(settings_for(secure_kafka, "shop"))
 
 
+def test_controller_port_refuses_a_client_without_the_broker_certificate(
+    secure_kafka: SecureKafka,
+) -> None:
+    """The controller listener (metadata, ACLs) takes only the broker's own certificate."""
+    import socket
+    import ssl
+
+    port = int(os.environ.get("KAFKA_SECURE_CONTROLLER_PORT", "29093"))
+    pki = VAR / "kafka-secure" / "pki"
+
+    def exchange(context: ssl.SSLContext) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                # TLS 1.3: the server checks the client certificate after the client's
+                # Finished, so a refusal arrives as an alert on the first read
+                tls.sendall(b"\x00\x00\x00\x00")
+                tls.recv(1)
+
+    with pytest.raises(ssl.SSLError, match="BAD_CERTIFICATE|CERTIFICATE_REQUIRED"):
+        exchange(ssl.create_default_context(cafile=str(pki / "ca.pem")))
+    broker = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    broker.load_cert_chain(pki / "broker.pem", pki / "broker.key")
+    exchange(broker)  # the control: the broker's certificate passes the handshake
+
+
 # ---------------------------------------------------------------- roles
 
 def test_shop_publishes_inputs_and_is_denied_the_rest(
