@@ -296,14 +296,14 @@ def test_controller_port_refuses_a_client_without_the_broker_certificate(
     pki = VAR / "kafka-secure" / "pki"
 
     def exchange(context: ssl.SSLContext) -> None:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                # TLS 1.3: the server checks the client certificate after the client's
-                # Finished, so a refusal arrives as an alert on the first read
-                tls.sendall(b"\x00\x00\x00\x00")
-                tls.recv(1)
+        with (socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+              context.wrap_socket(raw, server_hostname="127.0.0.1") as tls):
+            # TLS 1.3: the server checks the client certificate after the client's
+            # Finished, so a refusal arrives as an alert on the first read
+            tls.sendall(b"\x00\x00\x00\x00")
+            tls.recv(1)
 
-    with pytest.raises(ssl.SSLError, match="BAD_CERTIFICATE|CERTIFICATE_REQUIRED"):
+    with pytest.raises(ssl.SSLError, match=r"BAD_CERTIFICATE|CERTIFICATE_REQUIRED"):
         exchange(ssl.create_default_context(cafile=str(pki / "ca.pem")))
     broker = ssl.create_default_context(cafile=str(pki / "ca.pem"))
     broker.load_cert_chain(pki / "broker.pem", pki / "broker.key")
