@@ -13,7 +13,7 @@ the secure broker starts). Roles:
   transactional ids (exactly-once).
 * esp: its groups (`<prefix>esp*`); read `sends.approved` and `sends.revoked` only.
 * auditor: read the inputs and outputs, write the audit findings; its assign-only groups.
-* viewer: the status-view follower; read the contact-state changelog in its group.
+* viewer: `sendgate view follow|rebuild`; read the contact-state changelog in their groups.
 * admin: everything (creates topics, applies this plan); on the local broker also a super user.
 
 Prefixed resources are used only where the names are the runtime's own (changelog, groups
@@ -83,6 +83,10 @@ AUDIT_GROUP_PREFIX = "sendgate-audit-"
 """The audit's assign-only readers name their group `sendgate-audit-<uuid>`
 (`streams.audit.replay.KafkaReader`): never joined, never committed."""
 
+VIEW_READER_GROUP_PREFIX = "sendgate-view-reader-"
+"""`sendgate view rebuild` reads the changelog assign-only in `sendgate-view-reader-<uuid>`
+(`streams.commands.view.scan_topic`)."""
+
 ESP_GROUP_PREFIX = "esp"
 
 
@@ -129,6 +133,7 @@ def plan(
     grant(Role.AUDITOR, topic, [prefix + T.AUDIT_FINDINGS], (write, describe))
 
     grant(Role.VIEWER, group, [app + "-view-follower"], (read, describe))
+    grant(Role.VIEWER, group, [VIEW_READER_GROUP_PREFIX], (read, describe), Pattern.PREFIXED)
     grant(Role.VIEWER, topic, [changelog_topic(app_id, prefix)], (read, describe))
 
     grant(Role.ADMIN, Resource.CLUSTER, ["kafka-cluster"], (Operation.ALL,))

@@ -48,7 +48,9 @@ VAR = Path(os.environ.get("SENDGATE_VAR", "/tmp/sendgate"))
 KAFKA_SH = REPO / "infra" / "kafka" / "kafka.sh"
 REDIS_SH = REPO / "infra" / "redis" / "redis.sh"
 SECURE_PORT = int(os.environ.get("KAFKA_SECURE_PORT", "29092"))
-REDIS_SECURE_PORT = int(os.environ.get("REDIS_SECURE_PORT", "26379"))
+# the tests' own secure Redis (not `make redis-up-secure`'s 26379): they restart it with
+# passwords of their own
+REDIS_TEST_PORT = int(os.environ.get("SENDGATE_TEST_REDIS_SECURE_PORT", "26389"))
 PARTITIONS = 2
 QUIET: dict[str, object] = {"log_level": 0}  # expected denials, not log noise
 SCENARIO = Path(os.environ.get("SENDGATE_SCENARIOS", "/work/shared/scenarios")) / "T01.jsonl"
@@ -495,10 +497,11 @@ class SecureRedis:
 def secure_redis() -> Iterator[SecureRedis]:
     passwords = {u: f"{u}-{uuid.uuid4().hex}" for u in ("admin", "worker", "status")}
     env = {"REDIS_PROFILE": "secure", "SENDGATE_VAR": str(VAR),
+           "REDIS_SECURE_PORT": str(REDIS_TEST_PORT),
            **{f"SENDGATE_REDIS_{u.upper()}_PASSWORD": p for u, p in passwords.items()}}
     _script(REDIS_SH, env, "down", timeout=30)  # a server of an earlier run has other passwords
     _script(REDIS_SH, env, "up", timeout=60)
-    yield SecureRedis(f"redis://127.0.0.1:{REDIS_SECURE_PORT}/0", passwords)
+    yield SecureRedis(f"redis://127.0.0.1:{REDIS_TEST_PORT}/0", passwords)
     _script(REDIS_SH, env, "down", timeout=30)
 
 
@@ -516,7 +519,7 @@ def test_redis_users_worker_writes_the_view_status_only_reads(secure_redis: Secu
         worker.set("sendgate:other", "x")
     with pytest.raises(redis.exceptions.NoPermissionError):
         worker.flushall()
-    anonymous = redis.Redis(port=REDIS_SECURE_PORT, socket_timeout=3)
+    anonymous = redis.Redis(port=REDIS_TEST_PORT, socket_timeout=3)
     with pytest.raises(redis.exceptions.AuthenticationError):
         anonymous.get(key)
     assert status.hget(key, "answer") == b"1"
