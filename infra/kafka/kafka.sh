@@ -251,6 +251,7 @@ make_pki() {
     openssl pkcs12 -export -name broker -in broker.pem -inkey broker.key -certfile ca.pem \
       -out broker.p12.tmp -passout "file:$SECRETS_DIR/keystore"
     mv broker.p12.tmp broker.p12
+    chmod 755 .
     chmod 644 ca.pem
   ) >"$KAFKA_VAR/pki.out" 2>&1 || { cat "$KAFKA_VAR/pki.out" >&2; die "making the local CA failed"; }
   log "made a local CA and the broker certificate in $PKI_DIR in $(elapsed "$t0") s"

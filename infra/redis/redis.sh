@@ -23,7 +23,7 @@
 #           the worker and `sendgate view follow|rebuild`
 #   status  read-only on those keys: `sendgate status` and the status server
 # Passwords: SENDGATE_REDIS_{ADMIN,WORKER,STATUS}_PASSWORD, else made once into
-# $SENDGATE_VAR/redis-secure/secrets/<user> (mode 600). The ACL file holds SHA-256 hashes only.
+# $SENDGATE_VAR/redis-secure/secrets/<user> (mode 600). The ACL file (users-$PORT.acl) holds SHA-256 hashes only.
 # Clients: SENDGATE_REDIS_URL=redis://127.0.0.1:26379/0 SENDGATE_REDIS_USERNAME=worker
 # SENDGATE_REDIS_PASSWORD=... (never in the URL on a command line).
 set -euo pipefail
@@ -45,7 +45,6 @@ case "$REDIS_PROFILE" in
 esac
 VIEW_NAMESPACE="${REDIS_VIEW_NAMESPACE:-sg:view:}"
 SECRETS_DIR="$REDIS_VAR/secrets"
-ACL_FILE="$REDIS_VAR/users.acl"
 START_TIMEOUT="${REDIS_START_TIMEOUT:-20}"
 STOP_TIMEOUT="${REDIS_STOP_TIMEOUT:-10}"
 
@@ -73,6 +72,7 @@ PORT="${PORT:-6379}"
 # One private server per port: redis-$PORT.pid / redis-$PORT.log (the data dir is unused: no persistence).
 PID_FILE="$REDIS_VAR/redis-$PORT.pid"
 LOG_FILE="$REDIS_VAR/redis-$PORT.log"
+ACL_FILE="$REDIS_VAR/users-$PORT.acl"
 
 is_local_host() { [[ "$HOST" == 127.* || "$HOST" == localhost || "$HOST" == ::1 ]]; }
 
