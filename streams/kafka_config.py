@@ -3,7 +3,8 @@
 The connection and security settings (`bootstrap.servers`, `security.protocol`, `sasl.*`,
 `ssl.*`) come from `Settings` (the environment or a librdkafka properties file), so a secure
 cluster needs no code change and no secret on a command line. Callers add only what is theirs
-(group id, offsets, batching) on top.
+(group id, offsets, batching) on top. The variables are tabled in README "Security"; the
+roles' ACLs are `sendgate acl plan` (streams/commands/acl.py, issue 13).
 """
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ def test_unauthenticated_or_wrong_password_gets_nothing(
     plaintext = KafkaClientConfig(secure_kafka.bootstrap)
     admin = AdminClient(plaintext.admin({**QUIET, "socket.timeout.ms": 3000}))  # type: ignore[arg-type]
     with pytest.raises(KafkaException):
-        admin.list_topics(timeout=4)
+        admin.list_topics(timeout=2)
     assert produce(KafkaClientConfig(secure_kafka.bootstrap), orders, timeout_ms=2000) is not None
 
     wrong = "wrong-password-5c1d2e"
