@@ -48,6 +48,26 @@ redis-up: ## use the configured Redis, or start a private redis-server (idempote
 redis-down: ## stop the private redis-server (if we started it)
 	bash infra/redis/redis.sh down
 
+.PHONY: kafka-up-secure
+kafka-up-secure: setup ## secure Kafka (SASL_SSL, SCRAM users, local CA, ACLs per role) on 29092
+	KAFKA_PROFILE=secure SENDGATE_PYTHON=$(PY) bash infra/kafka/kafka.sh up
+
+.PHONY: kafka-down-secure
+kafka-down-secure: ## stop the secure Kafka broker
+	KAFKA_PROFILE=secure bash infra/kafka/kafka.sh down
+
+.PHONY: redis-up-secure
+redis-up-secure: ## private Redis with ACL users (admin, worker, status) on 26379
+	REDIS_PROFILE=secure bash infra/redis/redis.sh up
+
+.PHONY: redis-down-secure
+redis-down-secure: ## stop the private secure Redis
+	REDIS_PROFILE=secure bash infra/redis/redis.sh down
+
+.PHONY: acl-plan
+acl-plan: setup ## print the Kafka ACLs of each role as kafka-acls.sh commands
+	$(VENV)/bin/sendgate acl plan
+
 .PHONY: services
 services: kafka-up redis-up
 
@@ -92,7 +112,7 @@ soak: setup services ## the chaos tests with 10x the traffic (not part of make t
 	SENDGATE_SOAK=1 $(PY) -m pytest -q tests/chaos
 
 .PHONY: down
-down: kafka-down redis-down ## stop local services
+down: kafka-down redis-down kafka-down-secure redis-down-secure ## stop local services
 
 .PHONY: clean
 clean: ## remove local state (venv kept)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status-server": ("status_server", "serve status lookups over HTTP (POST /v1/status)"),
     "export": ("export", "GDPR access report for one contact (R-DSR-1)"),
     "dispatch": ("dispatch", "ESP dispatcher: deliver approved sends when due, never revoked ones"),
+    "acl": ("acl", "print or apply the Kafka ACLs of each role (least privilege)"),
 }
 
 

@@ -477,8 +477,7 @@ class SendgateProducer:
         if producer is None:
             from confluent_kafka import Producer
 
-            conf: dict[str, Any] = {
-                "bootstrap.servers": bootstrap or settings.kafka_bootstrap,
+            conf = settings.kafka.with_bootstrap(bootstrap).producer({
                 "enable.idempotence": True,  # no duplicates or reordering on retry
                 "acks": "all",
                 # murmur2 like the Java client and faust's aiokafka, so one key lands on
@@ -486,7 +485,7 @@ class SendgateProducer:
                 "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "message.max.bytes": INPUT_MAX_MESSAGE_BYTES,
-            }
+            })
             conf.update(config or {})
             producer = Producer(conf)
         self.producer = producer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from streams.kafka_config import KafkaClientConfig, is_security_key
 from streams.topics import DAY_MS, DEAD_LETTER_RETENTION_MS
@@ -21,7 +22,8 @@ class MissingSecret(RuntimeError):
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str
-    redis_url: str
+    # may carry the Redis user's password (SENDGATE_REDIS_PASSWORD): kept out of repr
+    redis_url: str = field(repr=False)
     schema_registry_url: str | None
     partitions: int
     data_dir: Path
@@ -30,7 +32,8 @@ class Settings:
     web_port: int
     api_token: str | None
     policy_file: Path | None
-    kafka_security: dict[str, str] = field(default_factory=dict)
+    # carries sasl.password: kept out of repr (a logged Settings must not leak it)
+    kafka_security: dict[str, str] = field(default_factory=dict, repr=False)
     dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS
 
     @property
@@ -47,8 +50,12 @@ class Settings:
             kafka_bootstrap=env.get(
                 "SENDGATE_KAFKA_BOOTSTRAP", f"127.0.0.1:{env.get('KAFKA_PORT', '19092')}"
             ),
-            redis_url=env.get(
-                "SENDGATE_REDIS_URL", f"redis://127.0.0.1:{env.get('REDIS_PORT', '16379')}/0"
+            redis_url=_with_credentials(
+                env.get(
+                    "SENDGATE_REDIS_URL", f"redis://127.0.0.1:{env.get('REDIS_PORT', '16379')}/0"
+                ),
+                env.get("SENDGATE_REDIS_USERNAME") or None,
+                env.get("SENDGATE_REDIS_PASSWORD") or None,
             ),
             schema_registry_url=env.get("SENDGATE_SCHEMA_REGISTRY_URL") or None,
             partitions=int(env.get("SENDGATE_PARTITIONS", "12")),
@@ -73,6 +80,28 @@ def _days_ms(value: str | None, default: int) -> int:
     if days <= 0:
         raise ValueError(f"retention must be positive days, got {value!r}")
     return int(days * DAY_MS)
+
+
+def _with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """The Redis URL with the ACL user's name and password (issue 13: a least-privilege Redis
+    user per process), taken from their own variables so the password is never typed into a
+    URL on a command line. A URL that already names a user keeps it."""
+    if not (username or password):
+        return url
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        return url
+    auth = quote(username or "", safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{auth}@{parts.netloc}"))
+
+
+def kafka_for(target: str | KafkaClientConfig | None = None) -> KafkaClientConfig:
+    """The Kafka settings of a client given a bootstrap string (a `--bootstrap` flag, a
+    test's broker) or a whole config: a string keeps the security settings of the
+    environment, so every client, also one built from a bare bootstrap, authenticates."""
+    if isinstance(target, KafkaClientConfig):
+        return target
+    return Settings.from_env().kafka.with_bootstrap(target)
 
 
 def _kafka_security(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:

@@ -3,7 +3,8 @@
 The connection and security settings (`bootstrap.servers`, `security.protocol`, `sasl.*`,
 `ssl.*`) come from `Settings` (the environment or a librdkafka properties file), so a secure
 cluster needs no code change and no secret on a command line. Callers add only what is theirs
-(group id, offsets, batching) on top.
+(group id, offsets, batching) on top. The variables are tabled in README "Security"; the
+roles' ACLs are `sendgate acl plan` (streams/commands/acl.py, issue 13).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ SECURITY_PREFIXES: Final = ("security.protocol", "sasl.", "ssl.")
 """librdkafka properties that `KafkaClientConfig.security` may carry."""
 
 SECRET_KEYS: Final = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password",
-                                "ssl.key.pem", "sasl.oauthbearer.client.secret"})
+                                "ssl.key.pem", "sasl.oauthbearer.client.secret",
+                                "sasl.oauthbearer.config"})
 """Never printed: `redacted()` masks them for logs and error messages."""
 
 
@@ -54,3 +56,7 @@ class KafkaClientConfig:
 
     def redacted(self) -> ClientConfig:
         return {k: ("***" if k in SECRET_KEYS else v) for k, v in self.base().items()}
+
+    def __repr__(self) -> str:
+        """Redacted: a config that reaches a log line or an exception text shows no secret."""
+        return f"KafkaClientConfig({self.redacted()!r})"

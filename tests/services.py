@@ -103,14 +103,14 @@ def kafka_bootstrap() -> Iterator[str]:
     """
     from confluent_kafka.admin import AdminClient
 
-    bootstrap = Settings.from_env().kafka_bootstrap
+    kafka = Settings.from_env().kafka
+    bootstrap = kafka.bootstrap
     host, port = _first_host_port(bootstrap)
     admin = AdminClient(
-        {
-            "bootstrap.servers": bootstrap,
+        kafka.admin({
             "socket.connection.setup.timeout.ms": 2000,
             "log_level": 2,  # no librdkafka 'connection refused' noise while waiting
-        }
+        })
     )
 
     def check() -> None:
@@ -134,7 +134,7 @@ def kafka_admin(kafka_bootstrap: str) -> Any:
     """A confluent_kafka AdminClient on the test broker."""
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+    return AdminClient(Settings.from_env().kafka.with_bootstrap(kafka_bootstrap).admin())
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,15 @@
 #   bash infra/kafka/kafka.sh reset        down + delete the data dir (next `up` formats anew)
 #   bash infra/kafka/kafka.sh resolve      only resolve the jars into the cache
 #
+# KAFKA_PROFILE=secure (`make kafka-up-secure`, issue 13): a second, separate broker with
+# SASL_SSL (SCRAM-SHA-512) on KAFKA_SECURE_PORT (29092), a TLS controller listener with client
+# certificates on KAFKA_SECURE_CONTROLLER_PORT (29093), KRaft's StandardAuthorizer and the ACLs
+# of `sendgate acl plan` (applied with `sendgate acl apply` after each start: needs the repo's
+# .venv or SENDGATE_PYTHON). State in $SENDGATE_VAR/kafka-secure: pki/ (a local CA and the
+# broker certificate, made once with openssl), secrets/ (one random password per user, made
+# once; users created at format time with --add-scram), clients/<user>.properties (librdkafka
+# settings for SENDGATE_KAFKA_CONFIG_FILE; mode 600). The default profile is unchanged.
+#
 # The jars come from Maven Central through infra/kafka/pom.xml into a cache outside git:
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/sendgate/kafka-4.0.2/lib   (override: SENDGATE_KAFKA_CACHE)
 # State (server.properties, data, pid, logs) lives in $SENDGATE_VAR/kafka (default /tmp/sendgate).
@@ -23,10 +32,26 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KAFKA_VERSION=4.0.2
 KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"
-KAFKA_PORT="${KAFKA_PORT:-19092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 SENDGATE_VAR="${SENDGATE_VAR:-/tmp/sendgate}"
-KAFKA_VAR="$SENDGATE_VAR/kafka"
+KAFKA_PROFILE="${KAFKA_PROFILE:-plain}"
+case "$KAFKA_PROFILE" in
+  plain)
+    KAFKA_PORT="${KAFKA_PORT:-19092}"
+    KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
+    KAFKA_VAR="$SENDGATE_VAR/kafka"
+    ;;
+  secure)
+    KAFKA_PORT="${KAFKA_SECURE_PORT:-29092}"
+    KAFKA_CONTROLLER_PORT="${KAFKA_SECURE_CONTROLLER_PORT:-29093}"
+    KAFKA_VAR="$SENDGATE_VAR/kafka-secure"
+    ;;
+  *) echo "kafka.sh: error: KAFKA_PROFILE must be plain or secure, not $KAFKA_PROFILE" >&2; exit 2 ;;
+esac
+PKI_DIR="$KAFKA_VAR/pki"
+SECRETS_DIR="$KAFKA_VAR/secrets"
+CLIENTS_DIR="$KAFKA_VAR/clients"
+# SCRAM users of the secure profile (the roles of `sendgate acl plan`).
+SECURE_USERS=(admin shop worker esp auditor viewer)
 DATA_DIR="$KAFKA_VAR/data"
 PID_FILE="$KAFKA_VAR/kafka.pid"
 LOG_FILE="$KAFKA_VAR/kafka.log"
@@ -61,7 +86,11 @@ need_java() {
 }
 
 # The listeners the running broker was started with (server.properties is rendered at each start).
-wanted_listeners() { echo "PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT"; }
+wanted_listeners() {
+  local client=PLAINTEXT
+  [[ "$KAFKA_PROFILE" == secure ]] && client=SASL_SSL
+  echo "$client://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT"
+}
 running_listeners() { sed -n 's/^listeners=//p' "$PROPS" 2>/dev/null; }
 
 pom_hash() { sha256sum "$HERE/pom.xml" | cut -d' ' -f1; }
@@ -131,11 +160,15 @@ port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 
 # probe: the broker answers a metadata request (Java only: no Python venv needed).
 probe() {
-  cat >"$PROBE_PROPS" <<EOF
+  (
+    umask 077
+    cat >"$PROBE_PROPS" <<EOF
 request.timeout.ms=5000
 default.api.timeout.ms=8000
 socket.connection.setup.timeout.ms=2000
 EOF
+    if [[ "$KAFKA_PROFILE" == secure ]]; then java_client_props admin >>"$PROBE_PROPS"; fi
+  )
   timeout 30 java -Xmx128m -XX:TieredStopAtLevel=1 -Xshare:auto -Dlog4j2.level=ERROR \
     -Dlog4j2.configurationFile="$HERE/log4j2-tools.xml" -cp "$LIB/*" \
     org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" \
@@ -161,12 +194,125 @@ lock() {
 
 # ---------------------------------------------------------------- config + format
 render_props() {
-  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-    -e "s|@KAFKA_HOST@|$KAFKA_HOST|g" \
-    -e "s|@KAFKA_DATA_DIR@|$DATA_DIR|g" \
-    "$HERE/server.properties.in" >"$PROPS.tmp"
+  local subst=(-e "s|@KAFKA_PORT@|$KAFKA_PORT|g"
+    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g"
+    -e "s|@KAFKA_HOST@|$KAFKA_HOST|g"
+    -e "s|@KAFKA_DATA_DIR@|$DATA_DIR|g")
+  if [[ "$KAFKA_PROFILE" == secure ]]; then
+    # the overlay's keys replace the base template's (one definition per key)
+    (
+      umask 077
+      sed "${subst[@]}" "$HERE/server.properties.in" |
+        awk -F= 'NR == FNR { if ($0 ~ /^[a-z]/) drop[$1] = 1; next } !($1 in drop)' \
+          "$HERE/secure.properties.in" - >"$PROPS.tmp"
+      sed "${subst[@]}" -e "s|@PKI_DIR@|$PKI_DIR|g" \
+        -e "s|@KEYSTORE_PASSWORD@|$(secret keystore)|g" \
+        -e "s|@ADMIN_PASSWORD@|$(secret admin)|g" \
+        "$HERE/secure.properties.in" >>"$PROPS.tmp"
+    )
+  else
+    sed "${subst[@]}" "$HERE/server.properties.in" >"$PROPS.tmp"
+  fi
   mv "$PROPS.tmp" "$PROPS"
+}
+
+# ---------------------------------------------------------------- secure profile
+# secret NAME: a random password kept in secrets/NAME (made once; hex, so no quoting issues).
+secret() {
+  local f="$SECRETS_DIR/$1"
+  if [[ ! -s "$f" ]]; then
+    (umask 077 && mkdir -p "$SECRETS_DIR" && openssl rand -hex 24 >"$f")
+  fi
+  cat "$f"
+}
+
+# make_pki: a local CA and a broker certificate (SAN 127.0.0.1/localhost, server + client
+# auth: the same key serves the client listener and authenticates to the controller).
+make_pki() {
+  [[ -s "$PKI_DIR/broker.p12" && -s "$PKI_DIR/ca.pem" ]] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl not found: the secure profile makes its CA with it"
+  local t0 ext
+  t0="$(now)"
+  (
+    umask 077
+    mkdir -p "$PKI_DIR"
+    cd "$PKI_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -subj "/CN=sendgate-local-ca" \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=sendgate-kafka" \
+      -keyout broker.key -out broker.csr
+    ext="subjectAltName=IP:127.0.0.1,DNS:localhost"
+    [[ "$KAFKA_HOST" =~ ^[0-9.]+$ && "$KAFKA_HOST" != 127.0.0.1 ]] && ext="$ext,IP:$KAFKA_HOST"
+    [[ ! "$KAFKA_HOST" =~ ^[0-9.]+$ && "$KAFKA_HOST" != localhost ]] && ext="$ext,DNS:$KAFKA_HOST"
+    printf '%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' \
+      "$ext" >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -sha256 -extfile broker.ext -out broker.pem
+    openssl pkcs12 -export -name broker -in broker.pem -inkey broker.key -certfile ca.pem \
+      -out broker.p12.tmp -passout "file:$SECRETS_DIR/keystore"
+    mv broker.p12.tmp broker.p12
+    chmod 755 .
+    chmod 644 ca.pem
+  ) >"$KAFKA_VAR/pki.out" 2>&1 || { cat "$KAFKA_VAR/pki.out" >&2; die "making the local CA failed"; }
+  log "made a local CA and the broker certificate in $PKI_DIR in $(elapsed "$t0") s"
+}
+
+# java_client_props USER: Java client settings (the probe, kafka-acls).
+java_client_props() {
+  cat <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$1" password="$(secret "$1")";
+ssl.truststore.type=PEM
+ssl.truststore.location=$PKI_DIR/ca.pem
+EOF
+}
+
+# write_client_files: clients/USER.properties (librdkafka, for SENDGATE_KAFKA_CONFIG_FILE) and
+# clients/USER.java.properties (Java tools' --command-config) for every user.
+write_client_files() {
+  local user
+  (
+    umask 077
+    mkdir -p "$CLIENTS_DIR"
+    for user in "${SECURE_USERS[@]}"; do
+      cat >"$CLIENTS_DIR/$user.properties.tmp" <<EOF
+# librdkafka settings of the sendgate user "$user" on the secure local broker (secret: mode 600)
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.username=$user
+sasl.password=$(secret "$user")
+ssl.ca.location=$PKI_DIR/ca.pem
+EOF
+      mv "$CLIENTS_DIR/$user.properties.tmp" "$CLIENTS_DIR/$user.properties"
+      java_client_props "$user" >"$CLIENTS_DIR/$user.java.properties"
+    done
+  )
+}
+
+# scram_args: the --add-scram arguments of kafka-storage format, one per user.
+scram_args() {
+  local user
+  for user in "${SECURE_USERS[@]}"; do
+    printf -- '--add-scram\nSCRAM-SHA-512=[name=%s,password=%s]\n' "$user" "$(secret "$user")"
+  done
+}
+
+# apply_acls: the plan of `sendgate acl plan`, applied by the admin user (idempotent).
+apply_acls() {
+  local py="${SENDGATE_PYTHON:-$HERE/../../.venv/bin/python}" t0
+  [[ -x "$py" ]] || die "no Python with sendgate at $py to apply the ACLs (run \`make setup\` or set SENDGATE_PYTHON)"
+  t0="$(now)"
+  # only the admin file counts: SENDGATE_KAFKA_* from the caller's shell must not override it
+  if ! env $(compgen -e | grep '^SENDGATE_KAFKA_' | sed 's/^/-u /') \
+    SENDGATE_KAFKA_BOOTSTRAP="$KAFKA_HOST:$KAFKA_PORT" \
+    SENDGATE_KAFKA_CONFIG_FILE="$CLIENTS_DIR/admin.properties" \
+    "$py" -m streams.cli acl apply ${KAFKA_ACL_PREFIX:+--prefix "$KAFKA_ACL_PREFIX"} \
+    >"$KAFKA_VAR/acl.out" 2>&1 9>&-; then
+    cat "$KAFKA_VAR/acl.out" >&2
+    die "applying the ACL plan failed"
+  fi
+  log "applied the ACL plan ($(tail -n 1 "$KAFKA_VAR/acl.out")) in $(elapsed "$t0") s"
 }
 
 new_cluster_id() {
@@ -185,9 +331,11 @@ format_if_needed() {
   local cid t0
   cid="$(cat "$CLUSTER_ID_FILE")"
   t0="$(now)"
+  local scram=()
+  [[ "$KAFKA_PROFILE" == secure ]] && mapfile -t scram < <(scram_args)
   if ! java -Xmx256m -Dlog4j2.configurationFile="$HERE/log4j2-tools.xml" -cp "$LIB/*" \
     kafka.tools.StorageTool format --cluster-id "$cid" --config "$PROPS" --ignore-formatted \
-    >"$KAFKA_VAR/format.out" 2>&1 9>&-; then
+    "${scram[@]}" >"$KAFKA_VAR/format.out" 2>&1 9>&-; then
     cat "$KAFKA_VAR/format.out" >&2
     die "formatting $DATA_DIR failed"
   fi
@@ -205,6 +353,7 @@ cmd_up() {
     fi
     if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
       log "Kafka $KAFKA_VERSION already running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT — nothing to do"
+      if [[ "$KAFKA_PROFILE" == secure ]]; then apply_acls; fi
       return 0
     fi
   fi
@@ -225,6 +374,11 @@ cmd_up() {
   t0="$(now)"
   if [[ -z "${pid:-}" ]]; then
     rm -f "$PID_FILE"
+    if [[ "$KAFKA_PROFILE" == secure ]]; then
+      secret keystore >/dev/null
+      make_pki
+      write_client_files
+    fi
     render_props
     format_if_needed
     log "starting Kafka $KAFKA_VERSION (KRaft broker+controller) on $KAFKA_HOST:$KAFKA_PORT" \
@@ -257,7 +411,12 @@ cmd_up() {
     fi
     sleep 0.3
   done
-  log "Kafka $KAFKA_VERSION ready on $KAFKA_HOST:$KAFKA_PORT (pid $pid) — start-up took $(elapsed "$t0") s"
+  log "Kafka $KAFKA_VERSION ($KAFKA_PROFILE) ready on $KAFKA_HOST:$KAFKA_PORT (pid $pid) — start-up took $(elapsed "$t0") s"
+  if [[ "$KAFKA_PROFILE" == secure ]]; then
+    apply_acls
+    log "clients: SENDGATE_KAFKA_BOOTSTRAP=$KAFKA_HOST:$KAFKA_PORT SENDGATE_KAFKA_CONFIG_FILE=$CLIENTS_DIR/<user>.properties" \
+      "(users: ${SECURE_USERS[*]})"
+  fi
 }
 
 stop_pid() {

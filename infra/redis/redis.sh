@@ -14,12 +14,37 @@
 #
 # Environment: REDIS_PORT (16379), SENDGATE_REDIS_URL (redis://127.0.0.1:$REDIS_PORT/0),
 # SENDGATE_VAR (/tmp/sendgate): pid and log of the private server in $SENDGATE_VAR/redis/redis-$PORT.{pid,log}.
+#
+# REDIS_PROFILE=secure (`make redis-up-secure`, issue 13): always a private server, on
+# REDIS_SECURE_PORT (26379), state in $SENDGATE_VAR/redis-secure, with ACL users and no
+# anonymous access (the shared Redis and its ACLs are never touched):
+#   admin   everything (this script's own PING, operators)
+#   worker  read-write on the status view's keys only (REDIS_VIEW_NAMESPACE, sg:view:*):
+#           the worker and `sendgate view follow|rebuild`
+#   status  read-only on those keys: `sendgate status` and the status server
+# Passwords: SENDGATE_REDIS_{ADMIN,WORKER,STATUS}_PASSWORD, else made once into
+# $SENDGATE_VAR/redis-secure/secrets/<user> (mode 600). The ACL file (users-$PORT.acl) holds SHA-256 hashes only.
+# Clients: SENDGATE_REDIS_URL=redis://127.0.0.1:26379/0 SENDGATE_REDIS_USERNAME=worker
+# SENDGATE_REDIS_PASSWORD=... (never in the URL on a command line).
 set -euo pipefail
 
-REDIS_PORT="${REDIS_PORT:-16379}"
 SENDGATE_VAR="${SENDGATE_VAR:-/tmp/sendgate}"
-URL="${SENDGATE_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
-REDIS_VAR="$SENDGATE_VAR/redis"
+REDIS_PROFILE="${REDIS_PROFILE:-plain}"
+case "$REDIS_PROFILE" in
+  plain)
+    REDIS_PORT="${REDIS_PORT:-16379}"
+    URL="${SENDGATE_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+    REDIS_VAR="$SENDGATE_VAR/redis"
+    ;;
+  secure)
+    REDIS_PORT="${REDIS_SECURE_PORT:-26379}"
+    URL="redis://127.0.0.1:$REDIS_PORT/0"
+    REDIS_VAR="$SENDGATE_VAR/redis-secure"
+    ;;
+  *) echo "redis.sh: error: REDIS_PROFILE must be plain or secure, not $REDIS_PROFILE" >&2; exit 2 ;;
+esac
+VIEW_NAMESPACE="${REDIS_VIEW_NAMESPACE:-sg:view:}"
+SECRETS_DIR="$REDIS_VAR/secrets"
 START_TIMEOUT="${REDIS_START_TIMEOUT:-20}"
 STOP_TIMEOUT="${REDIS_STOP_TIMEOUT:-10}"
 
@@ -47,12 +72,17 @@ PORT="${PORT:-6379}"
 # One private server per port: redis-$PORT.pid / redis-$PORT.log (the data dir is unused: no persistence).
 PID_FILE="$REDIS_VAR/redis-$PORT.pid"
 LOG_FILE="$REDIS_VAR/redis-$PORT.log"
+ACL_FILE="$REDIS_VAR/users-$PORT.acl"
 
 is_local_host() { [[ "$HOST" == 127.* || "$HOST" == localhost || "$HOST" == ::1 ]]; }
 
 # ping: the configured URL answers PING (redis-cli when installed, else raw RESP over bash).
 ping() {
-  if command -v redis-cli >/dev/null 2>&1; then
+  if [[ "$REDIS_PROFILE" == secure ]]; then
+    command -v redis-cli >/dev/null 2>&1 || return 1
+    # the password through the environment, never argv
+    [[ "$(REDISCLI_AUTH="$(secret admin)" timeout 3 redis-cli -u "$URL" --user admin ping 2>/dev/null)" == PONG ]]
+  elif command -v redis-cli >/dev/null 2>&1; then
     [[ "$(timeout 3 redis-cli -u "$URL" ping 2>/dev/null)" == PONG ]]
   else
     [[ "$URL" == redis://* ]] || return 1
@@ -90,6 +120,37 @@ lock() {
   if command -v flock >/dev/null 2>&1; then
     flock -w 600 9 || die "another redis.sh holds $REDIS_VAR/.lock"
   fi
+}
+
+# ---------------------------------------------------------------- secure profile
+# secret USER: SENDGATE_REDIS_<USER>_PASSWORD, else a random one kept in secrets/USER.
+secret() {
+  local var="SENDGATE_REDIS_${1^^}_PASSWORD" f="$SECRETS_DIR/$1"
+  if [[ -n "${!var:-}" ]]; then
+    printf '%s' "${!var}"
+    return
+  fi
+  if [[ ! -s "$f" ]]; then
+    (umask 077 && mkdir -p "$SECRETS_DIR" && openssl rand -hex 24 | tr -d '\n' >"$f")
+  fi
+  cat "$f"
+}
+
+hash_of() { printf '%s' "$(secret "$1")" | sha256sum | cut -d' ' -f1; }
+
+# write_acl_file: the users (hashed passwords); the default user is off (no anonymous access).
+write_acl_file() {
+  local ns="$VIEW_NAMESPACE"
+  (
+    umask 077
+    cat >"$ACL_FILE.tmp" <<EOF
+user default off resetkeys resetchannels -@all
+user admin on #$(hash_of admin) ~* &* +@all
+user worker on #$(hash_of worker) resetkeys ~$ns* resetchannels -@all +@connection +@transaction +@read +@write -@dangerous
+user status on #$(hash_of status) resetkeys %R~$ns* resetchannels -@all +@connection +@read -@dangerous
+EOF
+    mv "$ACL_FILE.tmp" "$ACL_FILE"
+  )
 }
 
 # ---------------------------------------------------------------- install
@@ -131,6 +192,8 @@ cmd_up() {
   if ping; then
     if pid="$(our_pid)"; then
       log "private Redis already running (pid $pid) at $URL — nothing to do"
+    elif [[ "$REDIS_PROFILE" == secure ]]; then
+      die "a Redis not started by redis.sh answers at $URL as our admin user; refusing to use it"
     else
       log "Redis at $URL already answers PING — using it (not started by redis.sh)"
     fi
@@ -144,12 +207,16 @@ cmd_up() {
   port_open && die "port $HOST:$PORT is in use by something that does not answer Redis PING (set REDIS_PORT)"
   ensure_installed
   rm -f "$PID_FILE"
-  local t0 deadline bind="$HOST"
+  local t0 deadline bind="$HOST" acl=()
   [[ "$bind" == localhost ]] && bind=127.0.0.1
   t0="$(now)"
+  if [[ "$REDIS_PROFILE" == secure ]]; then
+    write_acl_file
+    acl=(--aclfile "$ACL_FILE")
+  fi
   redis-server --bind "$bind" --port "$PORT" --protected-mode yes \
     --daemonize yes --pidfile "$PID_FILE" --logfile "$LOG_FILE" --dir "$REDIS_VAR" \
-    --save '' --appendonly no --databases 16 9>&- </dev/null ||
+    --save '' --appendonly no --databases 16 "${acl[@]}" 9>&- </dev/null ||
     die "redis-server failed to start (see $LOG_FILE)"
   deadline=$(($(date +%s) + START_TIMEOUT))
   until ping; do

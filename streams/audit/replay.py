@@ -37,6 +37,7 @@ from typing import Any
 from streams.app.pipeline import accept_input
 from streams.audit.compare import DecisionView, EmittedDecision, RequestInfo, RequestKey
 from streams.audit.window import BEGINNING, END, Bound, sort_key
+from streams.config import kafka_for
 from streams.core.engine import DecisionEngine, contact_points
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
 from streams.core.keys import contact_key
@@ -560,10 +561,9 @@ class KafkaReader:
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
+            kafka_for(bootstrap).consumer(
                 # never joined (assign only) and never committed: invisible to the live groups
-                "group.id": f"sendgate-audit-{uuid.uuid4()}",
+                f"sendgate-audit-{uuid.uuid4()}", {
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
@@ -572,7 +572,7 @@ class KafkaReader:
                 "fetch.max.bytes": 64 * 1024 * 1024,
                 "max.partition.fetch.bytes": 8 * 1024 * 1024,
                 "queued.max.messages.kbytes": 256 * 1024,
-            }
+            })
         )
 
     def close(self) -> None:
@@ -1027,13 +1027,12 @@ def emit_findings(
             errors.append(str(err))
 
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
+        kafka_for(bootstrap).producer({
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 20,
             "compression.type": "zstd",
-        }
+        })
     )
     sent = 0
     for rec in records:

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     )
     needs_broker = args.action == "create" or args.broker
     admin = (
-        AdminClient({"bootstrap.servers": args.bootstrap or settings.kafka_bootstrap})
+        AdminClient(settings.kafka.with_bootstrap(args.bootstrap).admin())  # type: ignore[arg-type]
         if needs_broker
         else None
     )

@@ -65,14 +65,14 @@ def scan_topic(
     from confluent_kafka import Consumer, KafkaException, TopicPartition
     from confluent_kafka.cimpl import murmur2
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"sendgate-view-reader-{uuid.uuid4().hex}",
+    from streams.config import kafka_for
+
+    consumer = Consumer(kafka_for(bootstrap).consumer(f"sendgate-view-reader-{uuid.uuid4().hex}", {
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
-    })
+    }))
     try:
         meta = consumer.list_topics(topic, timeout=15)
         tmeta = meta.topics.get(topic)

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams import topics as T
 from streams.app.pipeline import H_SOURCE, header, message_headers
+from streams.config import kafka_for
 from streams.core.engine import contact_points
 from streams.core.keys import input_key
 from streams.core.parse import parse_event
@@ -49,13 +50,11 @@ class Publisher:
     def __init__(self, bootstrap: str, codec: Any, *, topic_prefix: str = "") -> None:
         self.codec = codec
         self.prefix = topic_prefix
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
+        self.producer = Producer(kafka_for(bootstrap).producer({
             "enable.idempotence": True,
             "linger.ms": 5,
             "message.max.bytes": 4 * 1024 * 1024,
-            "partitioner": "murmur2_random",
-        })
+        }))
 
     def encode(self, event: dict[str, Any]) -> tuple[str, bytes, bytes]:
         parsed = parse_event(event)
@@ -100,11 +99,9 @@ class BarrierFeeder:
                  timeout: float = 60.0) -> None:
         self.publisher = Publisher(bootstrap, codec, topic_prefix=topic_prefix)
         self.timeout = timeout
-        self.watch = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"feeder-{time.time_ns()}",
-            "enable.auto.commit": False,
-        })
+        self.watch = Consumer(kafka_for(bootstrap).consumer(
+            f"feeder-{time.time_ns()}", {"enable.auto.commit": False}
+        ))
         assign_at_end(self.watch, [topic_prefix + T.CONTACT_EVENTS, topic_prefix + T.DEAD_LETTER])
         self.seen: set[bytes] = set()
 

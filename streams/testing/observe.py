@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams import topics as T
 from streams.app.pipeline import message_headers
+from streams.config import kafka_for
 
 
 def wait_for_topics(client: Any, names: Iterable[str], timeout: float = 60.0) -> Any:
@@ -75,12 +76,10 @@ class OutputReader:
                  partitions: int | None = None) -> None:
         self.codec = codec
         self.observed = Observed()
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"observe-{time.time_ns()}",
+        self.consumer = Consumer(kafka_for(bootstrap).consumer(f"observe-{time.time_ns()}", {
             "enable.auto.commit": False,
             "fetch.message.max.bytes": 8 * 1024 * 1024,
-        })
+        }))
         self.dead_letter_topic = topic_prefix + T.DEAD_LETTER
         names = [topic_prefix + n for n in (T.APPROVED, T.BLOCKED, T.REVOKED, T.DEAD_LETTER)]
         meta = wait_for_topics(self.consumer, names)

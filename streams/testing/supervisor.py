@@ -17,6 +17,8 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+from streams.config import kafka_for
+
 
 def free_port() -> int:
     import socket
@@ -107,7 +109,7 @@ def wait_group_ready(
     workers: list[WorkerProcess] | None = None,
 ) -> float:
     """Wait until `group_id` is stable with `members` members that own partitions."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_for(bootstrap).admin())  # type: ignore[arg-type]
     start = time.monotonic()
     last = "unknown"
     while time.monotonic() - start < timeout:

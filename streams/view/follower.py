@@ -25,6 +25,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from streams.config import kafka_for
 from streams.gate.state_codec import decode_changelog_value
 from streams.view.projection import StatusView, ViewItem
 
@@ -102,15 +103,13 @@ class ViewFollower:
         self.batch = batch
         self.poll_timeout = poll_timeout
         self.stats = FollowStats()
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
+        self.consumer = Consumer(kafka_for(bootstrap).consumer(group, {
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "enable.partition.eof": False,
             "topic.metadata.refresh.interval.ms": 10_000,
-        })
+        }))
 
     def _topic_exists(self) -> bool:
         meta = self.consumer.list_topics(self.topic, timeout=10)
