@@ -39,6 +39,7 @@ bench/results/latest.md and bench/results/latency-throughput.png.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -61,12 +62,15 @@ import e2e_kit as K  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from streams import topics as T  # noqa: E402
-from streams.app.faust_app import STATE_TABLE  # noqa: E402
 from streams.codecs.registry import get_codec  # noqa: E402
 from streams.config import Settings  # noqa: E402
 from streams.testing.supervisor import WorkerProcess, wait_group_ready  # noqa: E402
 
 RESULTS = HERE / "results"
+QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
+PHASES = ("a", "b", "f", "q", "k", "kq", "c1", "latency", "recovery", "c1faust", "c1f", "c2")
+DEFAULT_PHASES = "a,b,f,q,k,c1,latency,recovery,c1faust,c1f,c2"
+QUIX_RULE = 0.75  # issue 15: build on Quix Streams if q >= 0.75 x k
 BENCH_SECRET = "bench-e2e-not-a-secret"
 KAFKA_VERSION = "4.0.2"
 TARGET_LOAD = 5000.0
@@ -163,7 +167,16 @@ class Bench:
         return prefix
 
     def changelog(self, prefix: str) -> str:
-        return f"{prefix}{self.settings.app_id}-{STATE_TABLE}-changelog"
+        """The worker's state changelog under `prefix`, whichever runtime made it (faust:
+        `<app>-<table>-changelog`; the kafka runtime names its own)."""
+        own = prefix + self.settings.app_id
+        names = sorted(n for n in self.admin.list_topics(timeout=10).topics
+                       if n.startswith(own) and n.endswith("changelog"))
+        if not names:
+            raise RuntimeError(f"no changelog topic {own}*changelog")
+        if len(names) > 1:
+            log(f"WARNING: several changelog topics under {own}: {names}; using {names[0]}")
+        return names[0]
 
     def pids(self, workers: Sequence[WorkerProcess]) -> dict[str, int]:
         out = {f"worker{i + 1}": w.proc.pid for i, w in enumerate(workers) if w.proc}
@@ -260,6 +273,95 @@ class Bench:
         }
         log(f"f: faust null pipeline {res['events_per_s']:,.0f} events/s "
             f"({res['cpu_us_per_event']} us CPU/event)")
+        return res
+
+    def null_pipeline(self, phase: str, prefix: str, wl: K.EncodedWorkload, events: int,
+                      ) -> dict[str, Any]:
+        """Phases q, k (and kq): a null pipeline of the runtime's topology (four merged
+        inputs, per-key state with a changelog, one output per input, at least once) drains
+        the pre-loaded input topics; one process, like c1. Throughput = events over the
+        time from its first output (broker append time) to its last write (output or
+        changelog), after its group has committed every input; then each input is matched
+        with its output record."""
+        if phase == "q":
+            python, script, app, out = QUIX_PYTHON, "quix_null.py", "qnull", "qnull.out"
+        else:
+            python = QUIX_PYTHON if phase == "kq" else Path(sys.executable)
+            script, app = "kafka_null.py", "knull" if phase == "k" else "kqnull"
+            out = f"{app}.out"
+        if not python.exists():
+            log(f"{phase}: skipped: {python} missing (make bench creates .venv-quix)")
+            return {"skipped": f"{python} missing"}
+        out_topic, group = prefix + out, prefix + app
+        # append time: Quix stamps an output with its input's timestamp
+        K.create_topic(self.admin, out_topic, self.args.partitions,
+                       {"message.timestamp.type": "LogAppendTime"})
+        if phase == "q":
+            self.prefixes.append(f"changelog__{group}")  # Quix makes and names its own
+            changelogs = lambda: [n for n in self.admin.list_topics(timeout=10).topics  # noqa: E731
+                                  if n.startswith(f"changelog__{group}")]
+        else:
+            changelog = f"{group}-state-changelog"
+            K.create_topic(self.admin, changelog, self.args.partitions,
+                           {"cleanup.policy": "compact"})
+            changelogs = lambda: [changelog]  # noqa: E731
+        data_dir = self.work / f"{phase}-data"
+        log_path = self.work / f"{phase}.log"
+        cmd = [str(python), str(HERE / script), self.bootstrap, prefix, str(data_dir),
+               "--commit-interval", str(self.args.commit_interval)]
+        if phase != "q":
+            cmd += ["--app", app]
+        inputs = [prefix + n for n in T.INPUT_TOPICS]
+        with open(log_path, "wb") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=REPO,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            c = K.consumer(self.bootstrap)
+            deadline = time.monotonic() + self.args.drain_timeout
+            last_report = time.monotonic()
+            with K.Sampler({"null": proc.pid, **self.pids([])}) as s:
+                while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{script} died: {log_path.read_text()[-3000:]}")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{script} did not drain in time")
+                    written = K.total_end(c, [out_topic])
+                    if written >= events and K.committed_lag(c, group, inputs,
+                                                             self.bootstrap) == 0:
+                        break
+                    if time.monotonic() - last_report > 30:
+                        last_report = time.monotonic()
+                        log(f"{phase}:   {written:,}/{events:,} outputs")
+                    time.sleep(1.0)
+            state_topics = changelogs()
+            first = K.first_append_ms(c, [out_topic])
+            last = K.last_append_ms(c, [out_topic, *state_topics])
+            changelog_records = K.total_end(c, state_topics) if state_topics else 0
+            c.close()
+        finally:
+            terminate(proc)
+        drain = ((last or 0) - (first or 0)) / 1000
+        sampled = s.summary()
+        match = K.compare_outputs(self.bootstrap, out_topic, wl, events)
+        res = {
+            "events": events,
+            "events_per_s": round(events / drain, 1) if drain > 0 else None,
+            "drain_s": round(drain, 2),
+            "cpu_us_per_event": round(sampled["cpu_s"].get("null", 0) / events * 1e6, 1),
+            "rss_peak_mb": sampled["rss_peak_mb"].get("null"),
+            "changelog_topics": state_topics,
+            "changelog_records": changelog_records,
+            "commit_interval_s": self.args.commit_interval,
+            "python": str(python),
+            "libraries": library_versions(python),
+            **match,
+            "ok": match["inputs_without_output"] == 0,
+            "sampled": sampled,
+        }
+        log(f"{phase}: {script} {res['events_per_s']:,.0f} events/s "
+            f"({res['cpu_us_per_event']} us CPU/event, RSS {res['rss_peak_mb']} MB, "
+            f"{changelog_records:,} changelog records; {match['inputs_without_output']} inputs "
+            f"without output, {match['outputs_beyond_one_per_input']} repeats)")
         return res
 
     def saturation(self, prefix: str, workers: list[WorkerProcess], events: int,
@@ -551,7 +653,7 @@ class Bench:
         res = self.result
         if "a" in phases:
             res["broker_ceiling"] = self.broker_ceiling(a.events, round(avg_value))
-        if phases & {"b", "f", "c1"}:
+        if phases & {"b", "f", "q", "k", "kq", "c1"}:
             p1 = self.run_topics("w1")
             rate = K.preload(self.bootstrap, p1, wl, 0, a.events)
             log(f"c1: pre-loaded {a.events:,} events into {p1}* ({rate:,.0f}/s)")
@@ -559,6 +661,10 @@ class Bench:
                 res["python_ceiling"] = self.python_ceiling(p1, a.events)
             if "f" in phases:
                 res["faust_ceiling"] = self.framework_ceiling(p1, a.events)
+            for phase, key in (("q", "quix_null"), ("k", "kafka_null"),
+                               ("kq", "kafka_null_quix_venv")):
+                if phase in phases:
+                    res[key] = self.null_pipeline(phase, p1, wl, a.events)
             if "c1" in phases:
                 w1 = self.worker(p1, "w1")
                 res["sendgate_1_worker"] = self.saturation(
@@ -580,6 +686,19 @@ class Bench:
                     w1b.stop()
                 else:
                     w1.stop()
+        if "c1faust" in phases:
+            if worker_has_runtime_option():
+                pq = self.run_topics("w1faust")
+                rate = K.preload(self.bootstrap, pq, wl, 0, a.events)
+                log(f"c1faust: pre-loaded {a.events:,} events into {pq}* ({rate:,.0f}/s)")
+                wf = self.worker(pq, "w1faust")
+                wf.args = ("--runtime", "faust")
+                res["sendgate_1_worker_faust"] = self.saturation(pq, [wf], a.events, requests)
+                wf.stop()
+            else:
+                log("c1faust: skipped: `sendgate worker` has no --runtime option yet "
+                    "(c1 runs faust)")
+                res["sendgate_1_worker_faust"] = {"skipped": "no --runtime option: c1 is faust"}
         if "c1f" in phases:
             pf = self.run_topics("w1f")
             rate = K.preload(self.bootstrap, pf, wl, 0, a.events)
@@ -618,7 +737,20 @@ class Bench:
         c2 = res.get("sendgate_2_workers", {}).get("events_per_s")
         f = res.get("faust_ceiling", {}).get("events_per_s")
         c1f = res.get("sendgate_1_worker_view_follower", {}).get("events_per_s")
+        q = res.get("quix_null", {}).get("events_per_s")
+        k = res.get("kafka_null", {}).get("events_per_s")
+        c1faust = res.get("sendgate_1_worker_faust", {}).get("events_per_s")
+        if q and k:
+            res["runtime_choice"] = {
+                "rule": f"Quix Streams if q >= {QUIX_RULE} x k, else confluent-kafka",
+                "q_over_k": round(q / k, 3),
+                "choice": "Quix Streams" if q >= QUIX_RULE * k else "confluent-kafka",
+            }
         res["ratios"] = {
+            "q_over_k": round(q / k, 3) if q and k else None,
+            "k_over_b": round(k / b, 3) if k and b else None,
+            "c1_over_k": round(c1 / k, 3) if c1 and k else None,
+            "c1_over_c1faust": round(c1 / c1faust, 3) if c1 and c1faust else None,
             "b_over_a": round(b / a, 4) if a and b else None,
             "f_over_b": round(f / b, 3) if b and f else None,
             "c1_over_f": round(c1 / f, 3) if f and c1 else None,
@@ -670,6 +802,29 @@ class Bench:
             shutil.rmtree(w.data_dir, ignore_errors=True)
 
 
+def worker_has_runtime_option() -> bool:
+    """`sendgate worker --runtime faust` exists (issue 15: faust as an adapter)."""
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--help"],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    return "--runtime" in out.stdout
+
+
+def library_versions(python: Path) -> dict[str, str]:
+    """confluent-kafka / librdkafka / rocksdict / quixstreams versions of an interpreter."""
+    code = ("import json, importlib.metadata as m, confluent_kafka as c\n"
+            "v = {'librdkafka': c.libversion()[0]}\n"
+            "for d in ('confluent-kafka', 'rocksdict', 'quixstreams'):\n"
+            "    try: v[d] = m.version(d)\n"
+            "    except m.PackageNotFoundError: pass\n"
+            "print(json.dumps(v))")
+    try:
+        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        return dict(json.loads(out))
+    except (subprocess.SubprocessError, ValueError) as exc:
+        return {"error": str(exc)}
+
+
 def machine_info() -> dict[str, Any]:
     cpu = "?"
     try:
@@ -687,7 +842,13 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     import confluent_kafka
-    import faust
+
+    try:
+        import faust
+
+        faust_version = getattr(faust, "__version__", "?")
+    except ImportError:
+        faust_version = "not installed"
 
     return {
         "host": socket.gethostname(),
@@ -697,8 +858,9 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "kafka": KAFKA_VERSION,
-        "faust": getattr(faust, "__version__", "?"),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "faust": faust_version,
+        "confluent_kafka": importlib.metadata.version("confluent-kafka"),
+        "librdkafka": confluent_kafka.libversion()[0],
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -723,6 +885,9 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
     c2 = res.get("sendgate_2_workers", {})
     f = res.get("faust_ceiling", {})
     c1f = res.get("sendgate_1_worker_view_follower", {})
+    c1faust = res.get("sendgate_1_worker_faust", {})
+    nulls = [(key, res.get(key, {})) for key in ("quix_null", "kafka_null",
+                                                 "kafka_null_quix_venv")]
     r = res.get("ratios", {})
     st = res.get("state", {})
     rec = res.get("recovery", {})
@@ -756,7 +921,30 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
             f"| f. faust ceiling (the worker's topology, no sendgate logic) | "
             f"{fmt(f['events_per_s'])} | bench/faust_null.py: two agents, internal topic, "
             f"RocksDB table + changelog, at least once; CPU {f['cpu_us_per_event']} us/event |")
+    null_names = {
+        "quix_null": "q. Quix Streams null pipeline (merge, state + changelog, output)",
+        "kafka_null": "k. confluent-kafka null pipeline (merge, state + changelog, output)",
+        "kafka_null_quix_venv": "k under Quix's confluent-kafka (.venv-quix)",
+    }
+    for key, n in nulls:
+        if n.get("skipped"):
+            lines.append(f"| {null_names[key]} | - | skipped: {n['skipped']} |")
+        elif n:
+            lib = n.get("libraries", {})
+            lines.append(
+                f"| {null_names[key]} | {fmt(n['events_per_s'])} | one process, commit every "
+                f"{n['commit_interval_s']} s; CPU {n['cpu_us_per_event']} us/event, RSS "
+                f"{n['rss_peak_mb']} MB; {n['changelog_records']:,} changelog records; "
+                f"{n['inputs_without_output']} inputs without output, "
+                f"{n['outputs_beyond_one_per_input']} repeats: {'ok' if n['ok'] else 'FAILED'}; "
+                f"confluent-kafka {lib.get('confluent-kafka')} (librdkafka {lib.get('librdkafka')})"
+                f"{', quixstreams ' + str(lib.get('quixstreams')) if key == 'quix_null' else ''} |")
+    if c1faust.get("skipped"):
+        lines.append(f"| c. sendgate, 1 worker, `--runtime faust` | - | skipped: "
+                     f"{c1faust['skipped']} |")
     for name, c in (("c. sendgate, 1 worker (status view in the worker)", c1),
+                    ("c. sendgate, 1 worker, `--runtime faust`",
+                     c1faust if "events_per_s" in c1faust else {}),
                     ("c. sendgate, 1 worker + `view follow` process", c1f),
                     ("c. sendgate, 2 workers (status view in the workers)", c2)):
         if c:
@@ -778,9 +966,16 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
         f"c2/c1 = {fmt(r.get('c2_over_c1'), digits=2)}; f/b = "
         f"{fmt(r.get('f_over_b'), digits=3)}, c1/f = {fmt(r.get('c1_over_f'), digits=3)}, "
         f"c1 with follower / f = {fmt(r.get('c1f_over_f'), digits=3)}, "
-        f"c1 with follower / b = {fmt(r.get('c1f_over_b'), digits=3)}.",
+        f"c1 with follower / b = {fmt(r.get('c1f_over_b'), digits=3)}; "
+        f"q/k = {fmt(r.get('q_over_k'), digits=3)}, k/b = {fmt(r.get('k_over_b'), digits=3)}, "
+        f"c1/k = {fmt(r.get('c1_over_k'), digits=3)}, "
+        f"c1/c1-faust = {fmt(r.get('c1_over_c1faust'), digits=2)}.",
         "",
     ]
+    choice = res.get("runtime_choice")
+    if choice:
+        lines += [f"Runtime choice (issue 15): {choice['rule']}: q/k = {choice['q_over_k']} "
+                  f"-> {choice['choice']}.", ""]
     steps = res.get("latency_steps", [])
     if steps:
         lines += [
@@ -880,7 +1075,10 @@ def plot(res: dict[str, Any], path: Path) -> None:
     for label, key in (("a broker\n(min p/c)", ("broker_ceiling", "records_per_s")),
                        ("b Python\nceiling", ("python_ceiling", "records_per_s")),
                        ("f faust\nceiling", ("faust_ceiling", "events_per_s")),
+                       ("q Quix\nnull", ("quix_null", "events_per_s")),
+                       ("k kafka\nnull", ("kafka_null", "events_per_s")),
                        ("c1\n1 worker", ("sendgate_1_worker", "events_per_s")),
+                       ("c1\nfaust", ("sendgate_1_worker_faust", "events_per_s")),
                        ("c1f\n+ follower", ("sendgate_1_worker_view_follower",
                                             "events_per_s")),
                        ("c2\n2 workers", ("sendgate_2_workers", "events_per_s"))):
@@ -919,8 +1117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--probe-events", type=int, default=300,
                    help="events published at the restart (about 70 %% requests)")
     p.add_argument("--drain-timeout", type=float, default=1800.0)
-    p.add_argument("--phases", default="a,b,f,c1,latency,recovery,c1f,c2",
-                   help="subset of a,b,c1,latency,recovery,c2")
+    p.add_argument("--phases", default=DEFAULT_PHASES,
+                   help=f"comma-separated subset of {','.join(PHASES)} (latency and recovery "
+                        "run on the c1 worker; kq = k under .venv-quix's confluent-kafka); "
+                        f"default {DEFAULT_PHASES}")
+    p.add_argument("--commit-interval", type=float, default=1.0,
+                   help="commit interval (s) of the null pipelines q and k")
     p.add_argument("--worker-env", action="append", default=[], metavar="K=V",
                    help="extra environment of the worker processes (experiments)")
     p.add_argument("--bootstrap", help="Kafka bootstrap (default $SENDGATE_KAFKA_BOOTSTRAP)")
@@ -928,6 +1130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--tag", default="", help="suffix of the result file name")
     args = p.parse_args(argv)
+    unknown = set(args.phases.split(",")) - set(PHASES)
+    if unknown:
+        p.error(f"unknown phases {sorted(unknown)}; choose from {','.join(PHASES)}")
+    if {"latency", "recovery"} & set(args.phases.split(",")) and "c1" not in args.phases.split(
+            ","):
+        p.error("latency and recovery need c1")
 
     bench = Bench(args)
     t0 = time.monotonic()
@@ -948,7 +1156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"done in {res['total_seconds']:.0f}s: {args.out / name}")
     checks = [c for c in (res.get("check_one_worker_run"),
                           res.get("sendgate_1_worker", {}).get("check"),
-                          res.get("sendgate_2_workers", {}).get("check")) if c]
+                          res.get("sendgate_1_worker_faust", {}).get("check"),
+                          res.get("sendgate_2_workers", {}).get("check"),
+                          *(res.get(k) for k in ("quix_null", "kafka_null",
+                                                 "kafka_null_quix_venv"))) if c and "ok" in c]
     return 0 if all(c["ok"] for c in checks) else 1
 
 

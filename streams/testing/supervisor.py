@@ -36,6 +36,7 @@ class WorkerProcess:
     env: dict[str, str] = field(default_factory=dict)
     web_port: int = 0
     metrics_port: int = 0
+    args: tuple[str, ...] = ()  # more `sendgate worker` options (the bench: --runtime faust)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,6 +64,7 @@ class WorkerProcess:
         ]
         if self.metrics_port:
             cmd += ["--metrics-port", str(self.metrics_port)]
+        cmd += self.args
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
