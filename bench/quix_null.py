@@ -7,7 +7,7 @@
            record timestamp; an empty partition below its high watermark holds the group)
   state    `apply(stateful=True)`: Quix's RocksDB State keyed by the input key, with its
            changelog topic (one hop, like k); a small value as in phases f and k
-  output   one record per input on `{prefix}qnull.out`
+  output   one record per input on `{prefix}{app}.out` (app: qnull)
   commit   Quix's checkpoint every `--commit-interval` s (changelog, flush, offsets,
            then RocksDB), at least once
 
@@ -33,20 +33,14 @@ from quixstreams import Application, State  # noqa: E402
 from streams import topics as T  # noqa: E402
 
 APP_ID = "qnull"
-OUT = "qnull.out"
 STATE_KEY = "s"
-
-
-def changelog_prefix(prefix: str) -> str:
-    """Quix names its changelog topics `changelog__<consumer group>--...`."""
-    return f"changelog__{prefix}{APP_ID}"
 
 
 def create_app(args: argparse.Namespace) -> Application:
     prefix = args.prefix
     app = Application(
         broker_address=args.bootstrap,
-        consumer_group=prefix + APP_ID,
+        consumer_group=prefix + args.app,
         auto_offset_reset="earliest",
         commit_interval=args.commit_interval,
         state_dir=args.data_dir,
@@ -81,7 +75,8 @@ def create_app(args: argparse.Namespace) -> Application:
         return value
 
     sdf = sdf.apply(step, stateful=True)
-    sdf.to_topic(app.topic(prefix + OUT, key_serializer="bytes", value_serializer="bytes"))
+    out = app.topic(f"{prefix}{args.app}.out", key_serializer="bytes", value_serializer="bytes")
+    sdf.to_topic(out)
     return app
 
 
@@ -90,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("bootstrap")
     p.add_argument("prefix")
     p.add_argument("data_dir")
+    p.add_argument("--app", default=APP_ID,
+                   help="consumer group `<prefix><app>` and output `<prefix><app>.out`")
     p.add_argument("--commit-interval", type=float, default=1.0)
     p.add_argument("--poll-timeout", type=float, default=0.05)
     args = p.parse_args(argv)
