@@ -12,9 +12,19 @@ signups, 5 % unsubscribes, Avro single-object encoded exactly as the SDK publish
   f  faust ceiling      bench/faust_null.py: the worker's faust topology (two agents,
                         internal topic, RocksDB table with changelog, at least once)
                         with no sendgate logic, one process, same pre-loaded records
+  q  Quix null          bench/quix_null.py (in .venv-quix): the runtime's topology on Quix
+                        Streams: four inputs `concat`-ed (timestamp-aligned), State with
+                        a changelog keyed by the input key, one output per input
+  k  kafka null         bench/kafka_null.py: the same on confluent-kafka + rocksdict (merge
+                        by streams.ordering, write-behind state, changelog, flush, commit);
+                        kq = k under .venv-quix's older confluent-kafka. q, k alternate
+                        --repeat times, the fastest run counts; every input is matched
+                        with its output; issue 15's rule: Quix Streams if q >= 0.75 x k
   c  sendgate           `sendgate worker` processes (1, then 2) on pre-loaded input
                         topics: time from the first decision to the last write
                         (decision or changelog) = saturation throughput (events/s)
+  c1faust               one `sendgate worker --runtime faust` (skipped while the worker has
+                        no --runtime option, i.e. while c1 itself is faust)
   c1f                   one worker with SENDGATE_STATUS_VIEW=0 plus a `sendgate view
                         follow` process writing the status view from the changelog
   latency               live steps at fixed offered loads (events/s of the same mix) on
@@ -34,6 +44,9 @@ bench/results/latest.md and bench/results/latency-throughput.png.
 
     .venv/bin/python bench/bench_e2e.py                 # the full 1M-event run
     .venv/bin/python bench/bench_e2e.py --events 50000 --step-seconds 6 --live-events 60000
+    .venv/bin/python bench/bench_e2e.py --events 200000 --live-events 0 --phases q,k \
+        --no-latest --tag qk                            # the runtime choice only
+    make bench BENCH_ARGS="--phases a,b,c1,latency,recovery,c2"
 """
 
 from __future__ import annotations
@@ -1045,6 +1058,8 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
              f"{rec['spawn_to_group_ready_s']} s"),
             ("recovery: ... first new decision (state restored, processing)",
              f"{rec['spawn_to_first_new_decision_s']} s"),
+            ("recovery: restore rate (changelog records / spawn to first new decision; "
+             "a lower bound)", f"{fmt(rec.get('restore_records_per_s'))} records/s"),
         ]
     chk = res.get("check_one_worker_run") or c1.get("check")
     if chk:
