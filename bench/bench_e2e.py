@@ -83,6 +83,7 @@ RESULTS = HERE / "results"
 QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
 PHASES = ("a", "b", "f", "q", "k", "kq", "c1", "latency", "recovery", "c1faust", "c1f", "c2")
 DEFAULT_PHASES = "a,b,f,q,k,c1,latency,recovery,c1faust,c1f,c2"
+STATE_CHANGELOG_SUFFIX = "-contact-state-changelog"  # streams.runtime.tasks.CHANGELOG_SUFFIX
 QUIX_RULE = 0.75  # issue 15: build on Quix Streams if q >= 0.75 x k
 BENCH_SECRET = "bench-e2e-not-a-secret"
 KAFKA_VERSION = "4.0.2"
@@ -136,7 +137,8 @@ class Bench:
             Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
             / "sendgate" / f"kafka-{KAFKA_VERSION}",
         )) / "lib"
-        self.broker = K.broker_pid(self.var)
+        self.kafka_var = args.kafka_var or self.var  # where infra/kafka/kafka.sh keeps the broker
+        self.broker = K.broker_pid(self.kafka_var)
         self.prefixes: list[str] = []
         self.namespaces: list[str] = []
         self.workers: list[WorkerProcess] = []
@@ -180,16 +182,9 @@ class Bench:
         return prefix
 
     def changelog(self, prefix: str) -> str:
-        """The worker's state changelog under `prefix`, whichever runtime made it (faust:
-        `<app>-<table>-changelog`; the kafka runtime names its own)."""
-        own = prefix + self.settings.app_id
-        names = sorted(n for n in self.admin.list_topics(timeout=10).topics
-                       if n.startswith(own) and n.endswith("changelog"))
-        if not names:
-            raise RuntimeError(f"no changelog topic {own}*changelog")
-        if len(names) > 1:
-            log(f"WARNING: several changelog topics under {own}: {names}; using {names[0]}")
-        return names[0]
+        """The worker's contact-state changelog under `prefix`: both runtimes name it
+        `<prefix><app id>-contact-state-changelog` (the kafka runtime kept faust's name)."""
+        return f"{prefix}{self.settings.app_id}{STATE_CHANGELOG_SUFFIX}"
 
     def pids(self, workers: Sequence[WorkerProcess]) -> dict[str, int]:
         out = {f"worker{i + 1}": w.proc.pid for i, w in enumerate(workers) if w.proc}
@@ -200,7 +195,7 @@ class Bench:
 
     def broker_check(self) -> bool:
         """True (and noted in the results) when the broker was restarted meanwhile."""
-        now = K.broker_pid(self.var)
+        now = K.broker_pid(self.kafka_var)
         if now is not None and self.broker is not None and now != self.broker:
             log(f"WARNING: the broker was restarted (pid {self.broker} -> {now}); "
                 "numbers of the phase that saw it are disturbed")
@@ -554,7 +549,7 @@ class Bench:
         topic = self.changelog(prefix)
         records, keys, latest = K.read_changelog_states(self.bootstrap, topic)
         rocks = sum(K.dir_bytes(w.data_dir) for w in workers)
-        disk = K.topic_disk_bytes(self.var / "kafka" / "data", topic)
+        disk = K.topic_disk_bytes(self.kafka_var / "kafka" / "data", topic)
         res = {
             "changelog_records": records,
             "contact_keys": keys,
@@ -1160,6 +1155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--worker-env", action="append", default=[], metavar="K=V",
                    help="extra environment of the worker processes (experiments)")
     p.add_argument("--bootstrap", help="Kafka bootstrap (default $SENDGATE_KAFKA_BOOTSTRAP)")
+    p.add_argument("--kafka-var", type=Path,
+                   help="SENDGATE_VAR of the local broker (its pid and log dir; default "
+                        "$SENDGATE_VAR), when the bench's own SENDGATE_VAR differs")
     p.add_argument("--keep", action="store_true", help="keep topics, data dirs and views")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--tag", default="", help="suffix of the result file name")
