@@ -52,6 +52,7 @@ bench/results/latest.md and bench/results/latency-throughput.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -710,6 +711,9 @@ class Bench:
                 else:
                     w1.stop()
         if "c1faust" in phases:
+            if "args" not in {f.name for f in dataclasses.fields(WorkerProcess)}:
+                raise RuntimeError("c1faust needs WorkerProcess.args (streams/testing/"
+                                   "supervisor.py of wip/bench) to pass --runtime faust")
             if worker_has_runtime_option():
                 pq = self.run_topics("w1faust")
                 rate = K.preload(self.bootstrap, pq, wl, 0, a.events)
