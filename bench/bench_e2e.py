@@ -57,6 +57,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -294,8 +295,12 @@ class Bench:
         for i in range(self.args.repeat):
             for phase in ("q", "k", "kq"):
                 if phase in phases:
-                    runs.setdefault(phase, []).append(
-                        self.null_pipeline(phase, prefix, wl, events, run=i))
+                    try:
+                        one = self.null_pipeline(phase, prefix, wl, events, run=i)
+                    except Exception as exc:  # one failed run must not end an hour's bench
+                        log(f"{phase}: run {i} FAILED: {exc!r}")
+                        one = {"error": repr(exc)[:2000], "ok": False}
+                    runs.setdefault(phase, []).append(one)
         for phase, results in runs.items():
             done = [r for r in results if r.get("events_per_s")]
             best = dict(max(done, key=lambda r: r["events_per_s"]) if done else results[0])
@@ -323,15 +328,13 @@ class Bench:
         # append time: Quix stamps an output with its input's timestamp
         K.create_topic(self.admin, out_topic, self.args.partitions,
                        {"message.timestamp.type": "LogAppendTime"})
+        quix_changelogs = f"changelog__{group}"  # Quix makes and names its own
+        changelog = f"{group}-state-changelog"
         if phase == "q":
-            self.prefixes.append(f"changelog__{group}")  # Quix makes and names its own
-            changelogs = lambda: [n for n in self.admin.list_topics(timeout=10).topics  # noqa: E731
-                                  if n.startswith(f"changelog__{group}")]
+            self.prefixes.append(quix_changelogs)
         else:
-            changelog = f"{group}-state-changelog"
             K.create_topic(self.admin, changelog, self.args.partitions,
                            {"cleanup.policy": "compact"})
-            changelogs = lambda: [changelog]  # noqa: E731
         data_dir = self.work / f"{app}-data"
         log_path = self.work / f"{app}.log"
         cmd = [str(python), str(HERE / script), self.bootstrap, prefix, str(data_dir),
@@ -359,7 +362,8 @@ class Bench:
                         last_report = time.monotonic()
                         log(f"{phase}:   {written:,}/{events:,} outputs")
                     time.sleep(1.0)
-            state_topics = changelogs()
+            state_topics = ([n for n in self.admin.list_topics(timeout=10).topics
+                             if n.startswith(quix_changelogs)] if phase == "q" else [changelog])
             first = K.first_append_ms(c, [out_topic])
             last = K.last_append_ms(c, [out_topic, *state_topics])
             changelog_records = K.total_end(c, state_topics) if state_topics else 0
@@ -616,6 +620,28 @@ class Bench:
 
     def recovery(self, prefix: str, old: WorkerProcess, wl: K.EncodedWorkload,
                  ) -> tuple[dict[str, Any], WorkerProcess, list[str]]:
+        """Stop the c1 worker; restart it on its data dir (warm: the start-up cost), stop
+        again and start one on an empty data dir (cold: start-up + the whole changelog).
+        Restore rate = changelog records / (cold - warm time to the first new decision),
+        and, when the worker logs it, its own count and time."""
+        warm, w_warm, probe_warm = self.restart(prefix, old, wl, "w1", cold=False)
+        cold, new, probe_cold = self.restart(prefix, w_warm, wl, "w1-restarted", cold=True)
+        extra = cold["spawn_to_first_new_decision_s"] - warm["spawn_to_first_new_decision_s"]
+        records = cold["changelog_records_to_restore"]
+        res = {
+            **cold,
+            "warm_restart": {k: v for k, v in warm.items() if k != "sampled"},
+            "cold_minus_warm_s": round(extra, 2),
+            "restore_records_per_s_net": round(records / extra) if extra > 0.05 else None,
+            "worker_log_restore": restore_from_log(new.log_path),
+        }
+        log(f"recovery: restore {fmt(res['restore_records_per_s_net'])} records/s net "
+            f"(cold - warm = {extra:.2f}s for {records:,} records); worker log says "
+            f"{res['worker_log_restore']}")
+        return res, new, probe_warm + probe_cold
+
+    def restart(self, prefix: str, old: WorkerProcess, wl: K.EncodedWorkload, name: str,
+                cold: bool) -> tuple[dict[str, Any], WorkerProcess, list[str]]:
         c = K.consumer(self.bootstrap)
         changelog_records = K.total_end(c, [self.changelog(prefix)])
         offsets = K.end_offsets(c, [prefix + n for n in K.DECISION_NAMES])
@@ -623,8 +649,9 @@ class Bench:
         t0 = time.monotonic()
         old.stop(60)
         stop_s = time.monotonic() - t0
-        new = self.worker(prefix, "w1-restarted")
-        shutil.rmtree(new.data_dir, ignore_errors=True)
+        new = self.worker(prefix, name)
+        if cold:
+            shutil.rmtree(new.data_dir, ignore_errors=True)
         count = min(self.args.probe_events, len(wl) - self.live_next)
         start = self.take_live(count)
         t_spawn = time.time()
@@ -638,6 +665,7 @@ class Bench:
         first = min(dlog.first_ms[r] for r in want if r in dlog.first_ms) / 1000
         last = max(dlog.first_ms[r] for r in want if r in dlog.first_ms) / 1000
         res = {
+            "data_dir": "empty" if cold else "kept",
             "stop_s": round(stop_s, 2),
             "changelog_records_to_restore": changelog_records,
             "spawn_to_group_ready_s": round(ready_s, 2),
@@ -648,9 +676,9 @@ class Bench:
             "restore_records_per_s": round(changelog_records / max(1e-3, first - t_spawn)),
             "sampled": s.summary(),
         }
-        log(f"recovery: stop {stop_s:.1f}s; new worker in group after {ready_s:.1f}s, "
-            f"first new decision after {res['spawn_to_first_new_decision_s']}s "
-            f"({changelog_records:,} changelog records)")
+        log(f"recovery ({res['data_dir']} data dir): stop {stop_s:.1f}s; new worker in group "
+            f"after {ready_s:.1f}s, first new decision after "
+            f"{res['spawn_to_first_new_decision_s']}s ({changelog_records:,} changelog records)")
         return res, new, sorted(want)
 
     # ------------------------------------------------------------------ the run
@@ -720,7 +748,13 @@ class Bench:
                 log(f"c1faust: pre-loaded {a.events:,} events into {pq}* ({rate:,.0f}/s)")
                 wf = self.worker(pq, "w1faust")
                 wf.args = ("--runtime", "faust")
-                res["sendgate_1_worker_faust"] = self.saturation(pq, [wf], a.events, requests)
+                try:
+                    res["sendgate_1_worker_faust"] = self.saturation(pq, [wf], a.events,
+                                                                     requests)
+                except Exception as exc:  # the adapter failing must not end the whole bench
+                    log(f"c1faust: FAILED: {exc!r}")
+                    res["sendgate_1_worker_faust"] = {"error": repr(exc)[:2000],
+                                                      "check": {"ok": False}}
                 wf.stop()
             else:
                 log("c1faust: skipped: `sendgate worker` has no --runtime option yet "
@@ -827,6 +861,24 @@ class Bench:
             log(f"cleanup: redis namespaces not deleted: {exc}")
         for w in self.workers:
             shutil.rmtree(w.data_dir, ignore_errors=True)
+
+
+_RESTORED = re.compile(r"restored (\d+) changelog records in ([\d.]+)s")
+
+
+def restore_from_log(path: Path) -> dict[str, Any] | None:
+    """The kafka runtime's own restore lines ("restored N changelog records in X s"),
+    summed; None when the worker logs none (faust)."""
+    try:
+        found = _RESTORED.findall(path.read_text(errors="replace"))
+    except OSError:
+        return None
+    if not found:
+        return None
+    records = sum(int(n) for n, _ in found)
+    seconds = sum(float(x) for _, x in found)
+    return {"records": records, "seconds": round(seconds, 2), "lines": len(found),
+            "records_per_s": round(records / seconds) if seconds > 0 else None}
 
 
 def worker_has_runtime_option() -> bool:
@@ -956,6 +1008,8 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
     for key, n in nulls:
         if n.get("skipped"):
             lines.append(f"| {null_names[key]} | - | skipped: {n['skipped']} |")
+        elif n and not n.get("events_per_s"):
+            lines.append(f"| {null_names[key]} | - | FAILED: {n.get('error', '?')[:200]} |")
         elif n:
             lib = n.get("libraries", {})
             lines.append(
@@ -968,9 +1022,10 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
                 f"{n['outputs_beyond_one_per_input']} repeats: {'ok' if n['ok'] else 'FAILED'}; "
                 f"confluent-kafka {lib.get('confluent-kafka')} (librdkafka {lib.get('librdkafka')})"
                 f"{', quixstreams ' + str(lib.get('quixstreams')) if key == 'quix_null' else ''} |")
-    if c1faust.get("skipped"):
-        lines.append(f"| c. sendgate, 1 worker, `--runtime faust` | - | skipped: "
-                     f"{c1faust['skipped']} |")
+    if c1faust.get("skipped") or c1faust.get("error"):
+        why = (f"skipped: {c1faust['skipped']}" if c1faust.get("skipped")
+               else f"FAILED: {c1faust['error'][:200]}")
+        lines.append(f"| c. sendgate, 1 worker, `--runtime faust` | - | {why} |")
     for name, c in (("c. sendgate, 1 worker (status view in the worker)", c1),
                     ("c. sendgate, 1 worker, `--runtime faust`",
                      c1faust if "events_per_s" in c1faust else {}),
@@ -1060,6 +1115,17 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
             ("recovery: restore rate (changelog records / spawn to first new decision; "
              "a lower bound)", f"{fmt(rec.get('restore_records_per_s'))} records/s"),
         ]
+        if "warm_restart" in rec:
+            wl_ = rec.get("worker_log_restore") or {}
+            rows += [
+                ("recovery: restart on its own data dir, first new decision",
+                 f"{rec['warm_restart']['spawn_to_first_new_decision_s']} s"),
+                ("recovery: restore rate (records / (cold - warm))",
+                 f"{fmt(rec.get('restore_records_per_s_net'))} records/s"),
+                ("recovery: restore rate (the worker's log)",
+                 f"{fmt(wl_.get('records_per_s'))} records/s ({fmt(wl_.get('records'))} "
+                 f"records in {wl_.get('seconds', '-')} s)" if wl_ else "not logged"),
+            ]
     chk = res.get("check_one_worker_run") or c1.get("check")
     if chk:
         rows.append(("correctness (1-worker run)",
