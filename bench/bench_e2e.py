@@ -370,6 +370,8 @@ class Bench:
             c.close()
         finally:
             terminate(proc)
+            if not self.args.keep:
+                shutil.rmtree(data_dir, ignore_errors=True)
         drain = ((last or 0) - (first or 0)) / 1000
         sampled = s.summary()
         match = K.compare_outputs(self.bootstrap, out_topic, wl, events)
