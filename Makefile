@@ -95,9 +95,23 @@ run: setup services topics ## Kafka + Redis + topics + worker + demo feed with a
 bench-core: setup ## pure-core benchmark: folds/s and decisions/s on one core
 	$(PY) bench/bench_core.py
 
+QUIX_VENV := .venv-quix
+# phase q's own virtualenv: quixstreams pins an older confluent-kafka than sendgate's
+$(QUIX_VENV)/.installed: bench/requirements-quix.txt
+	test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/python -m pip install -q --upgrade pip
+	$(QUIX_VENV)/bin/python -m pip install -q -r bench/requirements-quix.txt
+	touch $@
+
+# the faust adapter (phases f, c1faust) once faust is an extra; pip only warns while it is not
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,faust]'
+	touch $@
+
+BENCH_ARGS ?=
 .PHONY: bench
-bench: setup services topics ## end-to-end benchmark against the broker and Python ceilings
-	$(PY) bench/bench_e2e.py
+bench: setup services topics $(VENV)/.bench-installed $(QUIX_VENV)/.installed ## end-to-end benchmark: broker, Python, faust, Quix and confluent-kafka ceilings, sendgate (BENCH_ARGS="--phases q,k --events 200000")
+	$(PY) bench/bench_e2e.py $(BENCH_ARGS)
 
 .PHONY: bench-audit
 bench-audit: setup services topics ## replay speed of sendgate audit

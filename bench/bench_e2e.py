@@ -12,9 +12,19 @@ signups, 5 % unsubscribes, Avro single-object encoded exactly as the SDK publish
   f  faust ceiling      bench/faust_null.py: the worker's faust topology (two agents,
                         internal topic, RocksDB table with changelog, at least once)
                         with no sendgate logic, one process, same pre-loaded records
+  q  Quix null          bench/quix_null.py (in .venv-quix): the runtime's topology on Quix
+                        Streams: four inputs `concat`-ed (timestamp-aligned), State with
+                        a changelog keyed by the input key, one output per input
+  k  kafka null         bench/kafka_null.py: the same on confluent-kafka + rocksdict (merge
+                        by streams.ordering, write-behind state, changelog, flush, commit);
+                        kq = k under .venv-quix's older confluent-kafka. q, k alternate
+                        --repeat times, the fastest run counts; every input is matched
+                        with its output; issue 15's rule: Quix Streams if q >= 0.75 x k
   c  sendgate           `sendgate worker` processes (1, then 2) on pre-loaded input
                         topics: time from the first decision to the last write
                         (decision or changelog) = saturation throughput (events/s)
+  c1faust               one `sendgate worker --runtime faust` (skipped while the worker has
+                        no --runtime option, i.e. while c1 itself is faust)
   c1f                   one worker with SENDGATE_STATUS_VIEW=0 plus a `sendgate view
                         follow` process writing the status view from the changelog
   latency               live steps at fixed offered loads (events/s of the same mix) on
@@ -34,14 +44,20 @@ bench/results/latest.md and bench/results/latency-throughput.png.
 
     .venv/bin/python bench/bench_e2e.py                 # the full 1M-event run
     .venv/bin/python bench/bench_e2e.py --events 50000 --step-seconds 6 --live-events 60000
+    .venv/bin/python bench/bench_e2e.py --events 200000 --live-events 0 --phases q,k \
+        --no-latest --tag qk                            # the runtime choice only
+    make bench BENCH_ARGS="--phases a,b,c1,latency,recovery,c2"
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -61,12 +77,16 @@ import e2e_kit as K  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from streams import topics as T  # noqa: E402
-from streams.app.faust_app import STATE_TABLE  # noqa: E402
 from streams.codecs.registry import get_codec  # noqa: E402
 from streams.config import Settings  # noqa: E402
 from streams.testing.supervisor import WorkerProcess, wait_group_ready  # noqa: E402
 
 RESULTS = HERE / "results"
+QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
+PHASES = ("a", "b", "f", "q", "k", "kq", "c1", "latency", "recovery", "c1faust", "c1f", "c2")
+DEFAULT_PHASES = "a,b,f,q,k,c1,latency,recovery,c1faust,c1f,c2"
+STATE_CHANGELOG_SUFFIX = "-contact-state-changelog"  # streams.runtime.tasks.CHANGELOG_SUFFIX
+QUIX_RULE = 0.75  # issue 15: build on Quix Streams if q >= 0.75 x k
 BENCH_SECRET = "bench-e2e-not-a-secret"
 KAFKA_VERSION = "4.0.2"
 TARGET_LOAD = 5000.0
@@ -119,7 +139,8 @@ class Bench:
             Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
             / "sendgate" / f"kafka-{KAFKA_VERSION}",
         )) / "lib"
-        self.broker = K.broker_pid(self.var)
+        self.kafka_var = args.kafka_var or self.var  # where infra/kafka/kafka.sh keeps the broker
+        self.broker = K.broker_pid(self.kafka_var)
         self.prefixes: list[str] = []
         self.namespaces: list[str] = []
         self.workers: list[WorkerProcess] = []
@@ -163,7 +184,9 @@ class Bench:
         return prefix
 
     def changelog(self, prefix: str) -> str:
-        return f"{prefix}{self.settings.app_id}-{STATE_TABLE}-changelog"
+        """The worker's contact-state changelog under `prefix`: both runtimes name it
+        `<prefix><app id>-contact-state-changelog` (the kafka runtime kept faust's name)."""
+        return f"{prefix}{self.settings.app_id}{STATE_CHANGELOG_SUFFIX}"
 
     def pids(self, workers: Sequence[WorkerProcess]) -> dict[str, int]:
         out = {f"worker{i + 1}": w.proc.pid for i, w in enumerate(workers) if w.proc}
@@ -174,7 +197,7 @@ class Bench:
 
     def broker_check(self) -> bool:
         """True (and noted in the results) when the broker was restarted meanwhile."""
-        now = K.broker_pid(self.var)
+        now = K.broker_pid(self.kafka_var)
         if now is not None and self.broker is not None and now != self.broker:
             log(f"WARNING: the broker was restarted (pid {self.broker} -> {now}); "
                 "numbers of the phase that saw it are disturbed")
@@ -260,6 +283,117 @@ class Bench:
         }
         log(f"f: faust null pipeline {res['events_per_s']:,.0f} events/s "
             f"({res['cpu_us_per_event']} us CPU/event)")
+        return res
+
+    def null_pipelines(self, phases: set[str], prefix: str, wl: K.EncodedWorkload,
+                       events: int) -> None:
+        """q, k (kq) alternated `--repeat` times on the same pre-loaded topics; each phase's
+        result is its fastest run (other work on the machine only slows a run down), with
+        every run's rate kept beside it."""
+        keys = {"q": "quix_null", "k": "kafka_null", "kq": "kafka_null_quix_venv"}
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for i in range(self.args.repeat):
+            for phase in ("q", "k", "kq"):
+                if phase in phases:
+                    try:
+                        one = self.null_pipeline(phase, prefix, wl, events, run=i)
+                    except Exception as exc:  # one failed run must not end an hour's bench
+                        log(f"{phase}: run {i} FAILED: {exc!r}")
+                        one = {"error": repr(exc)[:2000], "ok": False}
+                    runs.setdefault(phase, []).append(one)
+        for phase, results in runs.items():
+            done = [r for r in results if r.get("events_per_s")]
+            best = dict(max(done, key=lambda r: r["events_per_s"]) if done else results[0])
+            best["runs_events_per_s"] = [r.get("events_per_s") for r in results]
+            best["runs_ok"] = all(r.get("ok", False) for r in results)
+            best["ok"] = best["runs_ok"]
+            self.result[keys[phase]] = best
+
+    def null_pipeline(self, phase: str, prefix: str, wl: K.EncodedWorkload, events: int,
+                      run: int = 0) -> dict[str, Any]:
+        """Phases q, k (and kq): a null pipeline of the runtime's topology (four merged
+        inputs, per-key state with a changelog, one output per input, at least once) drains
+        the pre-loaded input topics; one process, like c1. Throughput = events over the
+        time from its first output (broker append time) to its last write (output or
+        changelog), after its group has committed every input; then each input is matched
+        with its output record."""
+        python = QUIX_PYTHON if phase in ("q", "kq") else Path(sys.executable)
+        script = "quix_null.py" if phase == "q" else "kafka_null.py"
+        app = f"{phase}null{run}"
+        out = f"{app}.out"
+        if not python.exists():
+            log(f"{phase}: skipped: {python} missing (make bench creates .venv-quix)")
+            return {"skipped": f"{python} missing"}
+        out_topic, group = prefix + out, prefix + app
+        # append time: Quix stamps an output with its input's timestamp
+        K.create_topic(self.admin, out_topic, self.args.partitions,
+                       {"message.timestamp.type": "LogAppendTime"})
+        quix_changelogs = f"changelog__{group}"  # Quix makes and names its own
+        changelog = f"{group}-state-changelog"
+        if phase == "q":
+            self.prefixes.append(quix_changelogs)
+        else:
+            K.create_topic(self.admin, changelog, self.args.partitions,
+                           {"cleanup.policy": "compact"})
+        data_dir = self.work / f"{app}-data"
+        log_path = self.work / f"{app}.log"
+        cmd = [str(python), str(HERE / script), self.bootstrap, prefix, str(data_dir),
+               "--commit-interval", str(self.args.commit_interval)]
+        cmd += ["--app", app]
+        inputs = [prefix + n for n in T.INPUT_TOPICS]
+        with open(log_path, "wb") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=REPO,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            c = K.consumer(self.bootstrap)
+            deadline = time.monotonic() + self.args.drain_timeout
+            last_report = time.monotonic()
+            with K.Sampler({"null": proc.pid, **self.pids([])}) as s:
+                while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{script} died: {log_path.read_text()[-3000:]}")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{script} did not drain in time")
+                    written = K.total_end(c, [out_topic])
+                    if written >= events and K.committed_lag(c, group, inputs,
+                                                             self.bootstrap) == 0:
+                        break
+                    if time.monotonic() - last_report > 30:
+                        last_report = time.monotonic()
+                        log(f"{phase}:   {written:,}/{events:,} outputs")
+                    time.sleep(1.0)
+            state_topics = ([n for n in self.admin.list_topics(timeout=10).topics
+                             if n.startswith(quix_changelogs)] if phase == "q" else [changelog])
+            first = K.first_append_ms(c, [out_topic])
+            last = K.last_append_ms(c, [out_topic, *state_topics])
+            changelog_records = K.total_end(c, state_topics) if state_topics else 0
+            c.close()
+        finally:
+            terminate(proc)
+            if not self.args.keep:
+                shutil.rmtree(data_dir, ignore_errors=True)
+        drain = ((last or 0) - (first or 0)) / 1000
+        sampled = s.summary()
+        match = K.compare_outputs(self.bootstrap, out_topic, wl, events)
+        res = {
+            "events": events,
+            "events_per_s": round(events / drain, 1) if drain > 0 else None,
+            "drain_s": round(drain, 2),
+            "cpu_us_per_event": round(sampled["cpu_s"].get("null", 0) / events * 1e6, 1),
+            "rss_peak_mb": sampled["rss_peak_mb"].get("null"),
+            "changelog_topics": state_topics,
+            "changelog_records": changelog_records,
+            "commit_interval_s": self.args.commit_interval,
+            "python": str(python),
+            "libraries": library_versions(python),
+            **match,
+            "ok": match["inputs_without_output"] == 0,
+            "sampled": sampled,
+        }
+        log(f"{phase}: {script} {res['events_per_s']:,.0f} events/s "
+            f"({res['cpu_us_per_event']} us CPU/event, RSS {res['rss_peak_mb']} MB, "
+            f"{changelog_records:,} changelog records; {match['inputs_without_output']} inputs "
+            f"without output, {match['outputs_beyond_one_per_input']} repeats)")
         return res
 
     def saturation(self, prefix: str, workers: list[WorkerProcess], events: int,
@@ -422,7 +556,7 @@ class Bench:
         topic = self.changelog(prefix)
         records, keys, latest = K.read_changelog_states(self.bootstrap, topic)
         rocks = sum(K.dir_bytes(w.data_dir) for w in workers)
-        disk = K.topic_disk_bytes(self.var / "kafka" / "data", topic)
+        disk = K.topic_disk_bytes(self.kafka_var / "kafka" / "data", topic)
         res = {
             "changelog_records": records,
             "contact_keys": keys,
@@ -488,6 +622,28 @@ class Bench:
 
     def recovery(self, prefix: str, old: WorkerProcess, wl: K.EncodedWorkload,
                  ) -> tuple[dict[str, Any], WorkerProcess, list[str]]:
+        """Stop the c1 worker; restart it on its data dir (warm: the start-up cost), stop
+        again and start one on an empty data dir (cold: start-up + the whole changelog).
+        Restore rate = changelog records / (cold - warm time to the first new decision),
+        and, when the worker logs it, its own count and time."""
+        warm, w_warm, probe_warm = self.restart(prefix, old, wl, "w1", cold=False)
+        cold, new, probe_cold = self.restart(prefix, w_warm, wl, "w1-restarted", cold=True)
+        extra = cold["spawn_to_first_new_decision_s"] - warm["spawn_to_first_new_decision_s"]
+        records = cold["changelog_records_to_restore"]
+        res = {
+            **cold,
+            "warm_restart": {k: v for k, v in warm.items() if k != "sampled"},
+            "cold_minus_warm_s": round(extra, 2),
+            "restore_records_per_s_net": round(records / extra) if extra > 0.05 else None,
+            "worker_log_restore": restore_from_log(new.log_path),
+        }
+        log(f"recovery: restore {fmt(res['restore_records_per_s_net'])} records/s net "
+            f"(cold - warm = {extra:.2f}s for {records:,} records); worker log says "
+            f"{res['worker_log_restore']}")
+        return res, new, probe_warm + probe_cold
+
+    def restart(self, prefix: str, old: WorkerProcess, wl: K.EncodedWorkload, name: str,
+                cold: bool) -> tuple[dict[str, Any], WorkerProcess, list[str]]:
         c = K.consumer(self.bootstrap)
         changelog_records = K.total_end(c, [self.changelog(prefix)])
         offsets = K.end_offsets(c, [prefix + n for n in K.DECISION_NAMES])
@@ -495,8 +651,9 @@ class Bench:
         t0 = time.monotonic()
         old.stop(60)
         stop_s = time.monotonic() - t0
-        new = self.worker(prefix, "w1-restarted")
-        shutil.rmtree(new.data_dir, ignore_errors=True)
+        new = self.worker(prefix, name)
+        if cold:
+            shutil.rmtree(new.data_dir, ignore_errors=True)
         count = min(self.args.probe_events, len(wl) - self.live_next)
         start = self.take_live(count)
         t_spawn = time.time()
@@ -510,6 +667,7 @@ class Bench:
         first = min(dlog.first_ms[r] for r in want if r in dlog.first_ms) / 1000
         last = max(dlog.first_ms[r] for r in want if r in dlog.first_ms) / 1000
         res = {
+            "data_dir": "empty" if cold else "kept",
             "stop_s": round(stop_s, 2),
             "changelog_records_to_restore": changelog_records,
             "spawn_to_group_ready_s": round(ready_s, 2),
@@ -520,9 +678,9 @@ class Bench:
             "restore_records_per_s": round(changelog_records / max(1e-3, first - t_spawn)),
             "sampled": s.summary(),
         }
-        log(f"recovery: stop {stop_s:.1f}s; new worker in group after {ready_s:.1f}s, "
-            f"first new decision after {res['spawn_to_first_new_decision_s']}s "
-            f"({changelog_records:,} changelog records)")
+        log(f"recovery ({res['data_dir']} data dir): stop {stop_s:.1f}s; new worker in group "
+            f"after {ready_s:.1f}s, first new decision after "
+            f"{res['spawn_to_first_new_decision_s']}s ({changelog_records:,} changelog records)")
         return res, new, sorted(want)
 
     # ------------------------------------------------------------------ the run
@@ -551,7 +709,7 @@ class Bench:
         res = self.result
         if "a" in phases:
             res["broker_ceiling"] = self.broker_ceiling(a.events, round(avg_value))
-        if phases & {"b", "f", "c1"}:
+        if phases & {"b", "f", "q", "k", "kq", "c1"}:
             p1 = self.run_topics("w1")
             rate = K.preload(self.bootstrap, p1, wl, 0, a.events)
             log(f"c1: pre-loaded {a.events:,} events into {p1}* ({rate:,.0f}/s)")
@@ -559,6 +717,8 @@ class Bench:
                 res["python_ceiling"] = self.python_ceiling(p1, a.events)
             if "f" in phases:
                 res["faust_ceiling"] = self.framework_ceiling(p1, a.events)
+            if phases & {"q", "k", "kq"}:
+                self.null_pipelines(phases, p1, wl, a.events)
             if "c1" in phases:
                 w1 = self.worker(p1, "w1")
                 res["sendgate_1_worker"] = self.saturation(
@@ -580,6 +740,28 @@ class Bench:
                     w1b.stop()
                 else:
                     w1.stop()
+        if "c1faust" in phases:
+            if "args" not in {f.name for f in dataclasses.fields(WorkerProcess)}:
+                raise RuntimeError("c1faust needs WorkerProcess.args (streams/testing/"
+                                   "supervisor.py of wip/bench) to pass --runtime faust")
+            if worker_has_runtime_option():
+                pq = self.run_topics("w1faust")
+                rate = K.preload(self.bootstrap, pq, wl, 0, a.events)
+                log(f"c1faust: pre-loaded {a.events:,} events into {pq}* ({rate:,.0f}/s)")
+                wf = self.worker(pq, "w1faust")
+                wf.args = ("--runtime", "faust")
+                try:
+                    res["sendgate_1_worker_faust"] = self.saturation(pq, [wf], a.events,
+                                                                     requests)
+                except Exception as exc:  # the adapter failing must not end the whole bench
+                    log(f"c1faust: FAILED: {exc!r}")
+                    res["sendgate_1_worker_faust"] = {"error": repr(exc)[:2000],
+                                                      "check": {"ok": False}}
+                wf.stop()
+            else:
+                log("c1faust: skipped: `sendgate worker` has no --runtime option yet "
+                    "(c1 runs faust)")
+                res["sendgate_1_worker_faust"] = {"skipped": "no --runtime option: c1 is faust"}
         if "c1f" in phases:
             pf = self.run_topics("w1f")
             rate = K.preload(self.bootstrap, pf, wl, 0, a.events)
@@ -618,7 +800,20 @@ class Bench:
         c2 = res.get("sendgate_2_workers", {}).get("events_per_s")
         f = res.get("faust_ceiling", {}).get("events_per_s")
         c1f = res.get("sendgate_1_worker_view_follower", {}).get("events_per_s")
+        q = res.get("quix_null", {}).get("events_per_s")
+        k = res.get("kafka_null", {}).get("events_per_s")
+        c1faust = res.get("sendgate_1_worker_faust", {}).get("events_per_s")
+        if q and k:
+            res["runtime_choice"] = {
+                "rule": f"Quix Streams if q >= {QUIX_RULE} x k, else confluent-kafka",
+                "q_over_k": round(q / k, 3),
+                "choice": "Quix Streams" if q >= QUIX_RULE * k else "confluent-kafka",
+            }
         res["ratios"] = {
+            "q_over_k": round(q / k, 3) if q and k else None,
+            "k_over_b": round(k / b, 3) if k and b else None,
+            "c1_over_k": round(c1 / k, 3) if c1 and k else None,
+            "c1_over_c1faust": round(c1 / c1faust, 3) if c1 and c1faust else None,
             "b_over_a": round(b / a, 4) if a and b else None,
             "f_over_b": round(f / b, 3) if b and f else None,
             "c1_over_f": round(c1 / f, 3) if f and c1 else None,
@@ -670,6 +865,47 @@ class Bench:
             shutil.rmtree(w.data_dir, ignore_errors=True)
 
 
+_RESTORED = re.compile(r"restored (\d+) changelog records in ([\d.]+)s")
+
+
+def restore_from_log(path: Path) -> dict[str, Any] | None:
+    """The kafka runtime's own restore lines ("restored N changelog records in X s"),
+    summed; None when the worker logs none (faust)."""
+    try:
+        found = _RESTORED.findall(path.read_text(errors="replace"))
+    except OSError:
+        return None
+    if not found:
+        return None
+    records = sum(int(n) for n, _ in found)
+    seconds = sum(float(x) for _, x in found)
+    return {"records": records, "seconds": round(seconds, 2), "lines": len(found),
+            "records_per_s": round(records / seconds) if seconds > 0 else None}
+
+
+def worker_has_runtime_option() -> bool:
+    """`sendgate worker --runtime faust` exists (issue 15: faust as an adapter)."""
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--help"],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    return "--runtime" in out.stdout
+
+
+def library_versions(python: Path) -> dict[str, str]:
+    """confluent-kafka / librdkafka / rocksdict / quixstreams versions of an interpreter."""
+    code = ("import json, importlib.metadata as m, confluent_kafka as c\n"
+            "v = {'librdkafka': c.libversion()[0]}\n"
+            "for d in ('confluent-kafka', 'rocksdict', 'quixstreams'):\n"
+            "    try: v[d] = m.version(d)\n"
+            "    except m.PackageNotFoundError: pass\n"
+            "print(json.dumps(v))")
+    try:
+        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        return dict(json.loads(out))
+    except (subprocess.SubprocessError, ValueError) as exc:
+        return {"error": str(exc)}
+
+
 def machine_info() -> dict[str, Any]:
     cpu = "?"
     try:
@@ -687,7 +923,13 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     import confluent_kafka
-    import faust
+
+    try:
+        import faust
+
+        faust_version = getattr(faust, "__version__", "?")
+    except ImportError:
+        faust_version = "not installed"
 
     return {
         "host": socket.gethostname(),
@@ -697,8 +939,9 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "kafka": KAFKA_VERSION,
-        "faust": getattr(faust, "__version__", "?"),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "faust": faust_version,
+        "confluent_kafka": importlib.metadata.version("confluent-kafka"),
+        "librdkafka": confluent_kafka.libversion()[0],
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -723,6 +966,9 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
     c2 = res.get("sendgate_2_workers", {})
     f = res.get("faust_ceiling", {})
     c1f = res.get("sendgate_1_worker_view_follower", {})
+    c1faust = res.get("sendgate_1_worker_faust", {})
+    nulls = [(key, res.get(key, {})) for key in ("quix_null", "kafka_null",
+                                                 "kafka_null_quix_venv")]
     r = res.get("ratios", {})
     st = res.get("state", {})
     rec = res.get("recovery", {})
@@ -756,7 +1002,35 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
             f"| f. faust ceiling (the worker's topology, no sendgate logic) | "
             f"{fmt(f['events_per_s'])} | bench/faust_null.py: two agents, internal topic, "
             f"RocksDB table + changelog, at least once; CPU {f['cpu_us_per_event']} us/event |")
+    null_names = {
+        "quix_null": "q. Quix Streams null pipeline (merge, state + changelog, output)",
+        "kafka_null": "k. confluent-kafka null pipeline (merge, state + changelog, output)",
+        "kafka_null_quix_venv": "k under Quix's confluent-kafka (.venv-quix)",
+    }
+    for key, n in nulls:
+        if n.get("skipped"):
+            lines.append(f"| {null_names[key]} | - | skipped: {n['skipped']} |")
+        elif n and not n.get("events_per_s"):
+            lines.append(f"| {null_names[key]} | - | FAILED: {n.get('error', '?')[:200]} |")
+        elif n:
+            lib = n.get("libraries", {})
+            lines.append(
+                f"| {null_names[key]} | {fmt(n['events_per_s'])} | fastest of "
+                f"{', '.join(fmt(x) for x in n.get('runs_events_per_s', []))}; "
+                f"one process, commit every "
+                f"{n['commit_interval_s']} s; CPU {n['cpu_us_per_event']} us/event, RSS "
+                f"{n['rss_peak_mb']} MB; {n['changelog_records']:,} changelog records; "
+                f"{n['inputs_without_output']} inputs without output, "
+                f"{n['outputs_beyond_one_per_input']} repeats: {'ok' if n['ok'] else 'FAILED'}; "
+                f"confluent-kafka {lib.get('confluent-kafka')} (librdkafka {lib.get('librdkafka')})"
+                f"{', quixstreams ' + str(lib.get('quixstreams')) if key == 'quix_null' else ''} |")
+    if c1faust.get("skipped") or c1faust.get("error"):
+        why = (f"skipped: {c1faust['skipped']}" if c1faust.get("skipped")
+               else f"FAILED: {c1faust['error'][:200]}")
+        lines.append(f"| c. sendgate, 1 worker, `--runtime faust` | - | {why} |")
     for name, c in (("c. sendgate, 1 worker (status view in the worker)", c1),
+                    ("c. sendgate, 1 worker, `--runtime faust`",
+                     c1faust if "events_per_s" in c1faust else {}),
                     ("c. sendgate, 1 worker + `view follow` process", c1f),
                     ("c. sendgate, 2 workers (status view in the workers)", c2)):
         if c:
@@ -778,9 +1052,16 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
         f"c2/c1 = {fmt(r.get('c2_over_c1'), digits=2)}; f/b = "
         f"{fmt(r.get('f_over_b'), digits=3)}, c1/f = {fmt(r.get('c1_over_f'), digits=3)}, "
         f"c1 with follower / f = {fmt(r.get('c1f_over_f'), digits=3)}, "
-        f"c1 with follower / b = {fmt(r.get('c1f_over_b'), digits=3)}.",
+        f"c1 with follower / b = {fmt(r.get('c1f_over_b'), digits=3)}; "
+        f"q/k = {fmt(r.get('q_over_k'), digits=3)}, k/b = {fmt(r.get('k_over_b'), digits=3)}, "
+        f"c1/k = {fmt(r.get('c1_over_k'), digits=3)}, "
+        f"c1/c1-faust = {fmt(r.get('c1_over_c1faust'), digits=2)}.",
         "",
     ]
+    choice = res.get("runtime_choice")
+    if choice:
+        lines += [f"Runtime choice (issue 15): {choice['rule']}: q/k = {choice['q_over_k']} "
+                  f"-> {choice['choice']}.", ""]
     steps = res.get("latency_steps", [])
     if steps:
         lines += [
@@ -833,7 +1114,20 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
              f"{rec['spawn_to_group_ready_s']} s"),
             ("recovery: ... first new decision (state restored, processing)",
              f"{rec['spawn_to_first_new_decision_s']} s"),
+            ("recovery: restore rate (changelog records / spawn to first new decision; "
+             "a lower bound)", f"{fmt(rec.get('restore_records_per_s'))} records/s"),
         ]
+        if "warm_restart" in rec:
+            wl_ = rec.get("worker_log_restore") or {}
+            rows += [
+                ("recovery: restart on its own data dir, first new decision",
+                 f"{rec['warm_restart']['spawn_to_first_new_decision_s']} s"),
+                ("recovery: restore rate (records / (cold - warm))",
+                 f"{fmt(rec.get('restore_records_per_s_net'))} records/s"),
+                ("recovery: restore rate (the worker's log)",
+                 f"{fmt(wl_.get('records_per_s'))} records/s ({fmt(wl_.get('records'))} "
+                 f"records in {wl_.get('seconds', '-')} s)" if wl_ else "not logged"),
+            ]
     chk = res.get("check_one_worker_run") or c1.get("check")
     if chk:
         rows.append(("correctness (1-worker run)",
@@ -880,7 +1174,10 @@ def plot(res: dict[str, Any], path: Path) -> None:
     for label, key in (("a broker\n(min p/c)", ("broker_ceiling", "records_per_s")),
                        ("b Python\nceiling", ("python_ceiling", "records_per_s")),
                        ("f faust\nceiling", ("faust_ceiling", "events_per_s")),
+                       ("q Quix\nnull", ("quix_null", "events_per_s")),
+                       ("k kafka\nnull", ("kafka_null", "events_per_s")),
                        ("c1\n1 worker", ("sendgate_1_worker", "events_per_s")),
+                       ("c1\nfaust", ("sendgate_1_worker_faust", "events_per_s")),
                        ("c1f\n+ follower", ("sendgate_1_worker_view_follower",
                                             "events_per_s")),
                        ("c2\n2 workers", ("sendgate_2_workers", "events_per_s"))):
@@ -919,15 +1216,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--probe-events", type=int, default=300,
                    help="events published at the restart (about 70 %% requests)")
     p.add_argument("--drain-timeout", type=float, default=1800.0)
-    p.add_argument("--phases", default="a,b,f,c1,latency,recovery,c1f,c2",
-                   help="subset of a,b,c1,latency,recovery,c2")
+    p.add_argument("--phases", default=DEFAULT_PHASES,
+                   help=f"comma-separated subset of {','.join(PHASES)} (latency and recovery "
+                        "run on the c1 worker; kq = k under .venv-quix's confluent-kafka); "
+                        f"default {DEFAULT_PHASES}")
+    p.add_argument("--commit-interval", type=float, default=1.0,
+                   help="commit interval (s) of the null pipelines q and k")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs of each null pipeline q, k (alternated; the fastest counts)")
     p.add_argument("--worker-env", action="append", default=[], metavar="K=V",
                    help="extra environment of the worker processes (experiments)")
     p.add_argument("--bootstrap", help="Kafka bootstrap (default $SENDGATE_KAFKA_BOOTSTRAP)")
+    p.add_argument("--kafka-var", type=Path,
+                   help="SENDGATE_VAR of the local broker (its pid and log dir; default "
+                        "$SENDGATE_VAR), when the bench's own SENDGATE_VAR differs")
     p.add_argument("--keep", action="store_true", help="keep topics, data dirs and views")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--tag", default="", help="suffix of the result file name")
+    p.add_argument("--no-latest", action="store_true",
+                   help="keep latest.md and the plot (a partial run: only its JSON file)")
     args = p.parse_args(argv)
+    unknown = set(args.phases.split(",")) - set(PHASES)
+    if unknown:
+        p.error(f"unknown phases {sorted(unknown)}; choose from {','.join(PHASES)}")
+    if {"latency", "recovery"} & set(args.phases.split(",")) and "c1" not in args.phases.split(
+            ","):
+        p.error("latency and recovery need c1")
 
     bench = Bench(args)
     t0 = time.monotonic()
@@ -941,14 +1255,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = f"e2e-{bench.stamp}{'-' + args.tag if args.tag else ''}.json"
     (args.out / name).write_text(json.dumps(res, indent=2, default=str) + "\n")
     md = markdown(res, f"bench/results/{name}")
-    (args.out / "latest.md").write_text(md + "\n")
-    plot(res, args.out / "latency-throughput.png")
+    if not args.no_latest:
+        (args.out / "latest.md").write_text(md + "\n")
+        plot(res, args.out / "latency-throughput.png")
     print()
     print(md)
     log(f"done in {res['total_seconds']:.0f}s: {args.out / name}")
     checks = [c for c in (res.get("check_one_worker_run"),
                           res.get("sendgate_1_worker", {}).get("check"),
-                          res.get("sendgate_2_workers", {}).get("check")) if c]
+                          res.get("sendgate_1_worker_faust", {}).get("check"),
+                          res.get("sendgate_2_workers", {}).get("check"),
+                          *(res.get(k) for k in ("quix_null", "kafka_null",
+                                                 "kafka_null_quix_venv"))) if c and "ok" in c]
     return 0 if all(c["ok"] for c in checks) else 1
 
 

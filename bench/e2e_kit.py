@@ -147,9 +147,10 @@ def create_run_topics(admin: AdminClient, prefix: str, partitions: int) -> list[
     return _create(admin, new)
 
 
-def create_topic(admin: AdminClient, name: str, partitions: int) -> None:
+def create_topic(admin: AdminClient, name: str, partitions: int,
+                 config: dict[str, str] | None = None) -> None:
     _create(admin, [NewTopic(name, num_partitions=partitions, replication_factor=1,
-                             config={"retention.ms": str(T.DAY_MS)})])
+                             config={"retention.ms": str(T.DAY_MS), **(config or {})})])
 
 
 def _create(admin: AdminClient, new: Sequence[NewTopic]) -> list[str]:
@@ -462,6 +463,37 @@ def read_decisions(bootstrap: str, prefix: str, *, start: dict[tuple[str, int], 
             ends = end_offsets(c, names)
     c.close()
     return out
+
+
+def compare_outputs(bootstrap: str, topic: str, wl: EncodedWorkload, count: int
+                    ) -> dict[str, int]:
+    """Read `topic` whole and match its (key, value) records against the first `count`
+    inputs of the workload (a null pipeline forwards each input unchanged): inputs with
+    no output record, and output records beyond one per input (at-least-once repeats)."""
+    want: dict[int, int] = {}
+    for key, value in zip(wl.keys[:count], wl.values[:count], strict=True):
+        h = hash((key, value))
+        want[h] = want.get(h, 0) + 1
+    got: dict[int, int] = {}
+    c = consumer(bootstrap)
+    ends = end_offsets(c, [topic])
+    c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for (t, p) in ends])
+    positions = dict.fromkeys(ends, 0)
+    records = 0
+    deadline = time.monotonic() + 600
+    while any(positions[k] < v for k, v in ends.items()) and time.monotonic() < deadline:
+        for msg in c.consume(10_000, 0.5):
+            if msg.error():
+                continue
+            records += 1
+            positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+            h = hash((msg.key(), msg.value()))
+            got[h] = got.get(h, 0) + 1
+    c.close()
+    missing = sum(max(0, n - got.get(h, 0)) for h, n in want.items())
+    extra = sum(max(0, n - want.get(h, 0)) for h, n in got.items())
+    return {"output_records": records, "inputs_without_output": missing,
+            "outputs_beyond_one_per_input": extra}
 
 
 def read_changelog_states(bootstrap: str, topic: str) -> tuple[int, int, int]:

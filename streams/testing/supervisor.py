@@ -38,6 +38,7 @@ class WorkerProcess:
     env: dict[str, str] = field(default_factory=dict)
     web_port: int = 0
     metrics_port: int = 0
+    args: tuple[str, ...] = ()  # more `sendgate worker` options (the bench: --runtime faust)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,6 +66,7 @@ class WorkerProcess:
         ]
         if self.metrics_port:
             cmd += ["--metrics-port", str(self.metrics_port)]
+        cmd += self.args
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
