@@ -1,8 +1,8 @@
 """Folds: `apply(state, event, contact) -> state`, one function per event type.
 
-Pure and idempotent on `event_id`. `contact` is the normalised contact point whose state
-this is (an order or an unsubscribe fans out to several); it defaults to the event's
-first contact point. Send requests change no facts: deciding them is `engine.step`.
+Pure; idempotency on `event_id` is `engine.step`'s (it knows the horizon). `contact` is
+the normalised contact point whose state this is (an order or an unsubscribe fans out to
+several); it defaults to the event's first contact point. Send requests change no facts: deciding them is `engine.step`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _with(
     relay_kept: frozenset[str] | None = None,
     fact_at: datetime | None = None,
 ) -> ContactState:
-    """A copy with some fact collections replaced and `event_id` marked as seen; `fact_at`
+    """A copy with some fact collections replaced; `fact_at`
     is the time of an order, consent or touchpoint added (it raises `facts_until`)."""
     orders = state.orders if orders is None else orders
     facts_until = state.facts_until
@@ -82,7 +82,8 @@ def _with(
         relay_entities=relay_entities,
         relay_kept=relay_kept,
         facts_until=facts_until,
-        seen_event_ids=state.seen_event_ids | {event_id},
+        seen_event_ids=state.seen_event_ids,
+        direct_entities=state.direct_entities,
         decided=state.decided,
         open_approvals=state.open_approvals,
     )
@@ -110,8 +111,6 @@ def _merged_fact(facts: Sequence[ContactFact]) -> ContactFact:
 def forget_order(state: ContactState, order: Order) -> ContactState:
     """The order was replaced by a version that no longer lists this contact (contract §2:
     the later event replaces the record as a whole)."""
-    if order.event_id in state.seen_event_ids:
-        return state
     orders = tuple(o for o in state.orders if o.order_id != order.order_id)
     return _with(state, order.event_id, orders=orders)
 
@@ -121,8 +120,6 @@ def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> Con
     time; the relation (customer/donor) and its end are derived here once. An opt-out used
     at checkout becomes a suppression of every channel of the contact for the order's
     entity (R-SOFTOPTIN-4), which later order versions do not undo (R-OBJECT-2)."""
-    if order.event_id in state.seen_event_ids:
-        return state
     facts = [f for f in order.contacts if normalise(f.contact) == contact]
     if not facts:
         return forget_order(state, order)
@@ -199,8 +196,6 @@ def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> Con
 def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> ContactState:
     """Contract §3: a consent is kept with its validity facts (checked when a request is
     decided, against the request's time); other signups are touchpoints."""
-    if signup.event_id in state.seen_event_ids:
-        return state
     occurred_at = to_utc(signup.occurred_at)
     consent = signup.consent
     if signup.kind is not SignupKind.CONSENT or consent is None:
@@ -248,8 +243,6 @@ def apply_unsubscribe(
     """Contract §4: a suppression bound to the receiving entity, its channel scope resolved
     for this contact's type (R-OBJECT-1). `erasure_completed` deletes every entity's facts
     on this contact and keeps the suppression records and the relay flag (R-DSR-2)."""
-    if unsubscribe.event_id in state.seen_event_ids:
-        return state
     occurred_at = to_utc(unsubscribe.occurred_at)
     fact = SuppressionFact(
         event_id=unsubscribe.event_id,

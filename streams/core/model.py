@@ -1,5 +1,9 @@
 """Typed, frozen model of the contract: the four input events, the decision, the policy-free
-per-contact state.
+per-contact state, as msgspec Structs (C-speed construction, comparison and encoding).
+
+State types and the decision encode as arrays (`array_like`): the stored state
+(`streams.gate.state_codec`) is msgpack of them without field names; within one state
+format, fields may only be appended, with defaults.
 
 Events keep their timestamps as written (aware, original offset) so that they round-trip;
 state facts keep UTC instants. State never holds a raw contact value (non-negotiable 5):
@@ -9,10 +13,11 @@ it lives under a keyed hash of the contact point.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
+
+from msgspec import Struct, field
 
 from streams.core.enums import (
     AddressType,
@@ -68,6 +73,7 @@ __all__ = [
     "RecipientKind",
     "Relation",
     "Scope",
+    "SeenEvent",
     "Sector",
     "SendRequest",
     "Sender",
@@ -82,12 +88,11 @@ __all__ = [
     "UnsubscribeSource",
 ]
 
-RULEBOOK_VERSION = "contract-1.3/rules-1"
-"""Stamped on every decision: contract v1.3 with revision 1 of this rule implementation."""
+RULEBOOK_VERSION = "contract-1.4/rules-2"
+"""Stamped on every decision: contract v1.4 with revision 2 of this rule implementation."""
 
 
-@dataclass(frozen=True, slots=True)
-class ContactPoint:
+class ContactPoint(Struct, frozen=True):
     type: ContactType
     value: str
 
@@ -95,8 +100,7 @@ class ContactPoint:
 # --- input events (contract §2-§5) -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ContactFact:
+class ContactFact(Struct, frozen=True):
     contact: ContactPoint
     obtained_at_sale: bool = True
     optout_offered: bool = False
@@ -105,8 +109,7 @@ class ContactFact:
     informed_of_calls: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
+class Order(Struct, frozen=True):
     event_id: str
     occurred_at: datetime
     tenant: str
@@ -126,8 +129,7 @@ class Order:
     type: ClassVar[EventType] = EventType.ORDER
 
 
-@dataclass(frozen=True, slots=True)
-class SignupConsent:
+class SignupConsent(Struct, frozen=True):
     consent_id: str
     channels: tuple[Channel, ...]
     scope: tuple[Scope, ...]
@@ -145,8 +147,7 @@ class SignupConsent:
     parental_consent: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Signup:
+class Signup(Struct, frozen=True):
     event_id: str
     occurred_at: datetime
     tenant: str
@@ -159,8 +160,7 @@ class Signup:
     type: ClassVar[EventType] = EventType.SIGNUP
 
 
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
+class Unsubscribe(Struct, frozen=True):
     """`channels` None = absent (every channel of each target contact's type, resolved when
     folded); `["all"]` is parsed to every channel. `received_at` absent = `occurred_at`."""
 
@@ -179,8 +179,7 @@ class Unsubscribe:
     type: ClassVar[EventType] = EventType.UNSUBSCRIBE
 
 
-@dataclass(frozen=True, slots=True)
-class Content:
+class Content(Struct, frozen=True):
     content_scope: Scope = Scope.OFFERS
     has_promo: bool = False
     promo_categories: tuple[str, ...] = ()
@@ -190,8 +189,7 @@ class Content:
     review_incentive: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Sender:
+class Sender(Struct, frozen=True):
     display_name: str
     has_identity_block: bool = False
     has_unsubscribe: bool = False
@@ -200,16 +198,14 @@ class Sender:
     sector: Sector = Sector.OTHER
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
+class Recipient(Struct, frozen=True):
     kind: RecipientKind = RecipientKind.CONSUMER
     established_outside_eea: bool = False
     address_published_for_purpose: bool = False
     postfilter_registered: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class SendRequest:
+class SendRequest(Struct, frozen=True):
     """`dispatch_at` is resolved at parse time (absent = `occurred_at`)."""
 
     event_id: str
@@ -239,8 +235,7 @@ Event = Order | Signup | Unsubscribe | SendRequest
 # --- decision (contract §6) --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(Struct, frozen=True, array_like=True):
     """`decided_at` is stamped by the shell at output; the core leaves it None."""
 
     request_id: str
@@ -272,8 +267,7 @@ class Relation(StrEnum):
     DONOR = "donor"
 
 
-@dataclass(frozen=True, slots=True)
-class OrderFact:
+class OrderFact(Struct, frozen=True, array_like=True):
     """The latest record of one order as it concerns this contact (contract §2).
 
     `relation_end` is the end the relation's age is measured from; None with a relation
@@ -311,8 +305,7 @@ class OrderFact:
         return (self.paid_event_id, self.event_id)
 
 
-@dataclass(frozen=True, slots=True)
-class ConsentFact:
+class ConsentFact(Struct, frozen=True, array_like=True):
     """One consent on this contact point, whichever entity collected it (contract §3)."""
 
     consent_id: str
@@ -337,8 +330,7 @@ class ConsentFact:
     recipient_kind: RecipientKind
 
 
-@dataclass(frozen=True, slots=True)
-class SuppressionFact:
+class SuppressionFact(Struct, frozen=True, array_like=True):
     """An objection, unsubscribe, withdrawal or erasure, bound to the receiving entity, with
     its channel scope resolved (contract §4). A checkout opt-out of an order is recorded
     as an unsubscribe from source `checkout_optout` whose evidence is the order event.
@@ -358,8 +350,7 @@ class SuppressionFact:
     lifted_by_same_instant: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class TouchpointFact:
+class TouchpointFact(Struct, frozen=True, array_like=True):
     """A non-consent signup (account, info request, referral, list import...)."""
 
     event_id: str
@@ -369,8 +360,16 @@ class TouchpointFact:
     recipient_kind: RecipientKind
 
 
-@dataclass(frozen=True, slots=True)
-class OpenApproval:
+class SeenEvent(Struct, frozen=True, array_like=True):
+    """An event id folded or decided on this contact point (contract §1 idempotency):
+    its `occurred_at` (UTC) and a fingerprint of its content after defaults and
+    normalisation; `digest` 0 = unknown (a state migrated from format 1)."""
+
+    at: datetime
+    digest: int
+
+
+class OpenApproval(Struct, frozen=True, array_like=True):
     """An ALLOW not yet dispatched (R-OBJECT-3); `request.contact.value` is redacted,
     `dispatch_at` is the request's dispatch time in UTC."""
 
@@ -379,15 +378,17 @@ class OpenApproval:
     dispatch_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ContactState:
+class ContactState(Struct, frozen=True, array_like=True):
     """Facts for every legal entity of the tenant under one contact key.
 
     `relay_entities`/`direct_entities` list the entities with a relay / direct order on
     this contact; `relay_kept` the entities whose relay flag survived `erasure_completed`.
     `facts_until` is an upper bound of the facts' `occurred_at` (UTC): a request at or
     after it sees every fact without filtering.
-    `decided` maps request_id to its final decision (one decision per request).
+    `decided` maps request_id to its final decision (one decision per request);
+    `seen_event_ids` maps event_id to when and with what content it was seen. Both hold
+    only what lies within the idempotency horizon (contract §8) of the contact's latest
+    event.
     """
 
     orders: tuple[OrderFact, ...] = ()
@@ -398,7 +399,7 @@ class ContactState:
     direct_entities: frozenset[str] = frozenset()
     relay_kept: frozenset[str] = frozenset()
     facts_until: datetime | None = None
-    seen_event_ids: frozenset[str] = frozenset()
+    seen_event_ids: Mapping[str, SeenEvent] = field(default_factory=dict)
     decided: Mapping[str, Decision] = field(default_factory=dict)
     open_approvals: tuple[OpenApproval, ...] = ()
 

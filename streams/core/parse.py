@@ -39,7 +39,7 @@ from streams.core.enums import (
     UnsubscribeSource,
 )
 from streams.core.errors import ContractError, Rejection
-from streams.core.eventtime import format_rfc3339, parse_rfc3339
+from streams.core.eventtime import format_rfc3339, parse_rfc3339, to_millis
 from streams.core.keys import normalise
 from streams.core.model import (
     ContactFact,
@@ -174,7 +174,7 @@ class _Fields:
                 raise ContractError(
                     Rejection.BAD_TIMESTAMP, "timestamp without offset", self.where(name)
                 )
-            return value
+            return to_millis(value)
         if not isinstance(value, str):
             raise ContractError(
                 Rejection.BAD_TIMESTAMP, "expected an RFC 3339 timestamp", self.where(name)
@@ -465,7 +465,7 @@ def _parse(obj: Any, *, check_contacts: bool) -> Event:
 
 
 def parse_event(obj: Mapping[str, Any]) -> Event:
-    """Validate one input record against contract.md v1.3 and build the typed event."""
+    """Validate one input record against contract.md v1.4 and build the typed event."""
     return _parse(obj, check_contacts=True)
 
 

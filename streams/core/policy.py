@@ -18,7 +18,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class Policy:
     )
     broadcast_active_days: int = 90
     min_consent_age: int = 16
+    idempotency_horizon_days: int = 30
     similarity_families: tuple[frozenset[str], ...] = ()
     similar: Mapping[str, frozenset[str]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -70,6 +71,12 @@ class Policy:
             return True
         family = self.similar.get(promo_category)
         return family is not None and not family.isdisjoint(bought)
+
+    @property
+    def idempotency_horizon(self) -> timedelta:
+        """Contract §8: how long a repeated `request_id` / `event_id` of one contact point
+        is recognised, in event time."""
+        return timedelta(days=self.idempotency_horizon_days)
 
 
 DEFAULT_POLICY = Policy()
@@ -100,6 +107,7 @@ _INT_SETTINGS = (
     "phone_relation_months",
     "broadcast_active_days",
     "min_consent_age",
+    "idempotency_horizon_days",
 )
 _SETTINGS = frozenset(
     {
