@@ -229,7 +229,7 @@ def build_report(
         state_source.update(partition=latest.partition, offset=latest.offset)
         if latest.value is not None:
             state = decode_state(latest.value)
-            dumped = dump_state(state)
+            dumped = None if state is None else dump_state(state)
         else:
             state_source["tombstone"] = True
     decisions: list[dict[str, Any]] = []

@@ -2,7 +2,8 @@
 
 Pure; idempotency on `event_id` is `engine.step`'s (it knows the horizon). `contact` is
 the normalised contact point whose state this is (an order or an unsubscribe fans out to
-several); it defaults to the event's first contact point. Send requests change no facts: deciding them is `engine.step`.
+several); it defaults to the event's first contact point. Send requests change no facts:
+deciding them is `engine.step`.
 """
 
 from __future__ import annotations

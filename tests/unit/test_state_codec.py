@@ -11,7 +11,8 @@ import pytest
 from unit.view.viewkit import feed_file, scenario_files
 
 from streams.core.engine import STATE_FORMAT, step
-from streams.core.model import ContactState
+from streams.core.enums import ContactType
+from streams.core.model import ContactPoint, ContactState
 from streams.core.parse import parse_event
 from streams.core.policy import DEFAULT_POLICY
 from streams.core.serial import state_to_dict
@@ -84,9 +85,6 @@ def test_a_migrated_seen_id_ignores_a_repeat_with_any_content() -> None:
         "subject_age": None,
     }
     event = parse_event(raw)
-    from streams.core.model import ContactPoint
-    from streams.core.enums import ContactType
-
     point = ContactPoint(ContactType.EMAIL, "a@b.nl")
     state = step(ContactState.empty(), event, DEFAULT_POLICY, point).state
     old = decode_state(_legacy(state))
@@ -141,9 +139,6 @@ def test_a_corrupt_binary_state_is_refused() -> None:
 
 def test_seen_ids_and_decisions_stay_within_the_horizon() -> None:
     """Issue 16 slim state: a contact sending every day keeps about a horizon of ids."""
-    from streams.core.enums import ContactType
-    from streams.core.model import ContactPoint
-
     point = ContactPoint(ContactType.EMAIL, "a@b.nl")
     state = ContactState.empty()
     start = datetime(2026, 1, 1, 9, tzinfo=UTC)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-
-import pytest
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from core_events import (
     EMAIL,
     PHONE,
@@ -33,7 +32,7 @@ from streams.core.engine import (
     step,
 )
 from streams.core.enums import Channel, ContactType
-from streams.core.jsonl import decide_lines
+from streams.core.jsonl import LineRejection, decide_lines
 from streams.core.keys import contact_key
 from streams.core.model import ContactPoint, ContactState, Decision, SendRequest
 from streams.core.parse import parse_event
@@ -287,3 +286,14 @@ def test_decide_does_not_need_the_contact_value() -> None:
     from streams.core.engine import redact
 
     assert decide(state, request, DEFAULT_POLICY) == decide(state, redact(request), DEFAULT_POLICY)
+
+
+def test_decide_reports_a_conflicting_duplicate_like_any_rejected_line() -> None:
+    request = send(event_id="e-c", request_id="r-c1")
+    clash = send(event_id="e-c", request_id="r-c2")
+    lines = [json.dumps(request), json.dumps(clash), json.dumps(request)]
+    out = list(decide_lines(lines, engine()))
+    assert isinstance(out[0], Decision) and out[0].request_id == "r-c1"
+    assert len(out) == 2 and isinstance(out[1], LineRejection)
+    assert (out[1].line, out[1].reason, out[1].field) == (2, "conflicting_duplicate", "event_id")
+    assert out[1].describe().startswith("line 2: field event_id: conflicting_duplicate")
