@@ -95,18 +95,24 @@ _DIGEST_ENCODER = msgspec.msgpack.Encoder()
 
 
 def _normalised(event: Event) -> Event:
+    """The event with normalised contact values (the same object when they already are)."""
     if isinstance(event, Order):
-        return replace(
-            event,
-            contacts=tuple(replace(f, contact=normalise(f.contact)) for f in event.contacts),
+        facts = tuple(
+            f if (p := normalise(f.contact)) is f.contact else replace(f, contact=p)
+            for f in event.contacts
         )
+        changed = any(a is not b for a, b in zip(facts, event.contacts, strict=True))
+        return replace(event, contacts=facts) if changed else event
     if isinstance(event, Unsubscribe):
-        return replace(
-            event,
-            contact=normalise(event.contact),
-            linked_contacts=tuple(normalise(c) for c in event.linked_contacts),
-        )
-    return replace(event, contact=normalise(event.contact))
+        point = normalise(event.contact)
+        linked = tuple(normalise(c) for c in event.linked_contacts)
+        if point is event.contact and all(
+            a is b for a, b in zip(linked, event.linked_contacts, strict=True)
+        ):
+            return event
+        return replace(event, contact=point, linked_contacts=linked)
+    point = normalise(event.contact)
+    return event if point is event.contact else replace(event, contact=point)
 
 
 def event_digest(event: Event) -> int:
@@ -129,11 +135,21 @@ def _bounded(
     state: ContactState, now: datetime, horizon: timedelta
 ) -> tuple[dict[str, SeenEvent], dict[str, Decision]]:
     """Copies of the seen event ids and decided requests without what lies a horizon or
-    more before event time `now` (contract §8: past it, a repeat is a new event)."""
+    more before event time `now` (contract §8: past it, a repeat is a new event). Entries
+    are kept in arrival order, so the first one tells whether any is due (an entry that
+    arrived out of order waits for those before it: the bound is the horizon plus the
+    contact's disorder)."""
     cutoff = now - horizon
-    seen = {k: v for k, v in state.seen_event_ids.items() if v.at > cutoff}
-    decided = {k: v for k, v in state.decided.items() if v.as_of > cutoff}
-    return seen, decided
+    seen, decided = state.seen_event_ids, state.decided
+    if seen and next(iter(seen.values())).at <= cutoff:
+        fresh_seen = {k: v for k, v in seen.items() if v.at > cutoff}
+    else:
+        fresh_seen = dict(seen)
+    if decided and next(iter(decided.values())).as_of <= cutoff:
+        fresh_decided = {k: v for k, v in decided.items() if v.as_of > cutoff}
+    else:
+        fresh_decided = dict(decided)
+    return fresh_seen, fresh_decided
 
 
 def _pending(approvals: tuple[OpenApproval, ...], now: datetime) -> tuple[OpenApproval, ...]:
@@ -304,6 +320,7 @@ class DecisionEngine:
         self.policies = policies
         self.secret = secret
         self.states: dict[str, ContactState] = {}
+        self._keys: dict[tuple[str, ContactPoint], str] = {}
         self._order_keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def feed(self, event: Event) -> list[Decision]:
@@ -316,7 +333,11 @@ class DecisionEngine:
         results: list[StepResult] = []
         fresh = False
         for contact in contact_points(event):
-            key = normalised_contact_key(self.secret, tenant, contact)
+            key = self._keys.get((tenant, contact))
+            if key is None:
+                key = self._keys[tenant, contact] = normalised_contact_key(
+                    self.secret, tenant, contact
+                )
             before = self.states.get(key, EMPTY_STATE)
             result = step(before, event, policy, contact, digest)
             if result.conflicting:

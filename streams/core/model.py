@@ -92,7 +92,7 @@ RULEBOOK_VERSION = "contract-1.4/rules-2"
 """Stamped on every decision: contract v1.4 with revision 2 of this rule implementation."""
 
 
-class ContactPoint(Struct, frozen=True):
+class ContactPoint(Struct, frozen=True, gc=False):
     type: ContactType
     value: str
 
@@ -100,7 +100,7 @@ class ContactPoint(Struct, frozen=True):
 # --- input events (contract §2-§5) -------------------------------------------------------
 
 
-class ContactFact(Struct, frozen=True):
+class ContactFact(Struct, frozen=True, gc=False):
     contact: ContactPoint
     obtained_at_sale: bool = True
     optout_offered: bool = False
@@ -109,7 +109,7 @@ class ContactFact(Struct, frozen=True):
     informed_of_calls: bool = False
 
 
-class Order(Struct, frozen=True):
+class Order(Struct, frozen=True, gc=False):
     event_id: str
     occurred_at: datetime
     tenant: str
@@ -129,7 +129,7 @@ class Order(Struct, frozen=True):
     type: ClassVar[EventType] = EventType.ORDER
 
 
-class SignupConsent(Struct, frozen=True):
+class SignupConsent(Struct, frozen=True, gc=False):
     consent_id: str
     channels: tuple[Channel, ...]
     scope: tuple[Scope, ...]
@@ -147,7 +147,7 @@ class SignupConsent(Struct, frozen=True):
     parental_consent: bool = False
 
 
-class Signup(Struct, frozen=True):
+class Signup(Struct, frozen=True, gc=False):
     event_id: str
     occurred_at: datetime
     tenant: str
@@ -160,7 +160,7 @@ class Signup(Struct, frozen=True):
     type: ClassVar[EventType] = EventType.SIGNUP
 
 
-class Unsubscribe(Struct, frozen=True):
+class Unsubscribe(Struct, frozen=True, gc=False):
     """`channels` None = absent (every channel of each target contact's type, resolved when
     folded); `["all"]` is parsed to every channel. `received_at` absent = `occurred_at`."""
 
@@ -179,7 +179,7 @@ class Unsubscribe(Struct, frozen=True):
     type: ClassVar[EventType] = EventType.UNSUBSCRIBE
 
 
-class Content(Struct, frozen=True):
+class Content(Struct, frozen=True, gc=False):
     content_scope: Scope = Scope.OFFERS
     has_promo: bool = False
     promo_categories: tuple[str, ...] = ()
@@ -189,7 +189,7 @@ class Content(Struct, frozen=True):
     review_incentive: bool = False
 
 
-class Sender(Struct, frozen=True):
+class Sender(Struct, frozen=True, gc=False):
     display_name: str
     has_identity_block: bool = False
     has_unsubscribe: bool = False
@@ -198,14 +198,14 @@ class Sender(Struct, frozen=True):
     sector: Sector = Sector.OTHER
 
 
-class Recipient(Struct, frozen=True):
+class Recipient(Struct, frozen=True, gc=False):
     kind: RecipientKind = RecipientKind.CONSUMER
     established_outside_eea: bool = False
     address_published_for_purpose: bool = False
     postfilter_registered: bool = False
 
 
-class SendRequest(Struct, frozen=True):
+class SendRequest(Struct, frozen=True, gc=False):
     """`dispatch_at` is resolved at parse time (absent = `occurred_at`)."""
 
     event_id: str
@@ -235,7 +235,7 @@ Event = Order | Signup | Unsubscribe | SendRequest
 # --- decision (contract §6) --------------------------------------------------------------
 
 
-class Decision(Struct, frozen=True, array_like=True):
+class Decision(Struct, frozen=True, array_like=True, gc=False):
     """`decided_at` is stamped by the shell at output; the core leaves it None."""
 
     request_id: str
@@ -267,7 +267,7 @@ class Relation(StrEnum):
     DONOR = "donor"
 
 
-class OrderFact(Struct, frozen=True, array_like=True):
+class OrderFact(Struct, frozen=True, array_like=True, gc=False):
     """The latest record of one order as it concerns this contact (contract §2).
 
     `relation_end` is the end the relation's age is measured from; None with a relation
@@ -305,7 +305,7 @@ class OrderFact(Struct, frozen=True, array_like=True):
         return (self.paid_event_id, self.event_id)
 
 
-class ConsentFact(Struct, frozen=True, array_like=True):
+class ConsentFact(Struct, frozen=True, array_like=True, gc=False):
     """One consent on this contact point, whichever entity collected it (contract §3)."""
 
     consent_id: str
@@ -330,7 +330,7 @@ class ConsentFact(Struct, frozen=True, array_like=True):
     recipient_kind: RecipientKind
 
 
-class SuppressionFact(Struct, frozen=True, array_like=True):
+class SuppressionFact(Struct, frozen=True, array_like=True, gc=False):
     """An objection, unsubscribe, withdrawal or erasure, bound to the receiving entity, with
     its channel scope resolved (contract §4). A checkout opt-out of an order is recorded
     as an unsubscribe from source `checkout_optout` whose evidence is the order event.
@@ -350,7 +350,7 @@ class SuppressionFact(Struct, frozen=True, array_like=True):
     lifted_by_same_instant: bool = False
 
 
-class TouchpointFact(Struct, frozen=True, array_like=True):
+class TouchpointFact(Struct, frozen=True, array_like=True, gc=False):
     """A non-consent signup (account, info request, referral, list import...)."""
 
     event_id: str
@@ -360,7 +360,7 @@ class TouchpointFact(Struct, frozen=True, array_like=True):
     recipient_kind: RecipientKind
 
 
-class SeenEvent(Struct, frozen=True, array_like=True):
+class SeenEvent(Struct, frozen=True, array_like=True, gc=False):
     """An event id folded or decided on this contact point (contract §1 idempotency):
     its `occurred_at` (UTC) and a fingerprint of its content after defaults and
     normalisation; `digest` 0 = unknown (a state migrated from format 1)."""
@@ -369,7 +369,7 @@ class SeenEvent(Struct, frozen=True, array_like=True):
     digest: int
 
 
-class OpenApproval(Struct, frozen=True, array_like=True):
+class OpenApproval(Struct, frozen=True, array_like=True, gc=False):
     """An ALLOW not yet dispatched (R-OBJECT-3); `request.contact.value` is redacted,
     `dispatch_at` is the request's dispatch time in UTC."""
 
@@ -378,7 +378,7 @@ class OpenApproval(Struct, frozen=True, array_like=True):
     dispatch_at: datetime
 
 
-class ContactState(Struct, frozen=True, array_like=True):
+class ContactState(Struct, frozen=True, array_like=True, gc=False):
     """Facts for every legal entity of the tenant under one contact key.
 
     `relay_entities`/`direct_entities` list the entities with a relay / direct order on

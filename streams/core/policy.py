@@ -61,9 +61,17 @@ class Policy:
     similar: Mapping[str, frozenset[str]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    idempotency_horizon: timedelta = field(
+        default=timedelta(days=30), init=False, repr=False, compare=False
+    )
+    """Contract §8: how long a repeated `request_id` / `event_id` of one contact point is
+    recognised, in event time (`idempotency_horizon_days` as a timedelta)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "similar", similarity_map(self.similarity_families))
+        object.__setattr__(
+            self, "idempotency_horizon", timedelta(days=self.idempotency_horizon_days)
+        )
 
     def is_similar(self, promo_category: str, bought: frozenset[str]) -> bool:
         """R-SOFTOPTIN-3: the promoted category is (similar to) one that was bought."""
@@ -71,12 +79,6 @@ class Policy:
             return True
         family = self.similar.get(promo_category)
         return family is not None and not family.isdisjoint(bought)
-
-    @property
-    def idempotency_horizon(self) -> timedelta:
-        """Contract §8: how long a repeated `request_id` / `event_id` of one contact point
-        is recognised, in event time."""
-        return timedelta(days=self.idempotency_horizon_days)
 
 
 DEFAULT_POLICY = Policy()
