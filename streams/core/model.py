@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from msgspec import Struct, field
+from msgspec import Meta, Struct, field
 
 from streams.core.enums import (
     AddressType,
@@ -60,6 +60,7 @@ __all__ = [
     "EventType",
     "LegalBasis",
     "Mechanism",
+    "NonEmpty",
     "OpenApproval",
     "OptoutMethod",
     "Order",
@@ -92,15 +93,28 @@ RULEBOOK_VERSION = "contract-1.4/rules-2"
 """Stamped on every decision: contract v1.4 with revision 2 of this rule implementation."""
 
 
-class ContactPoint(Struct, frozen=True, gc=False):
+class ContactPoint(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     type: ContactType
     value: str
 
 
 # --- input events (contract §2-§5) -------------------------------------------------------
 
+NonEmpty = Annotated[str, Meta(min_length=1)]
+Count = Annotated[int, Meta(ge=0)]
 
-class ContactFact(Struct, frozen=True, gc=False):
+
+class _Event(Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True,
+             tag_field="type"):
+    """Common fields (contract §1); the `type` field is the tag of the four events."""
+
+    event_id: NonEmpty
+    occurred_at: datetime
+    tenant: NonEmpty = "default"
+    legal_entity: NonEmpty
+
+
+class ContactFact(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     contact: ContactPoint
     obtained_at_sale: bool = True
     optout_offered: bool = False
@@ -109,19 +123,15 @@ class ContactFact(Struct, frozen=True, gc=False):
     informed_of_calls: bool = False
 
 
-class Order(Struct, frozen=True, gc=False):
-    event_id: str
-    occurred_at: datetime
-    tenant: str
-    legal_entity: str
-    order_id: str
+class Order(_Event, tag="order", kw_only=True, frozen=True):
+    order_id: NonEmpty
     kind: OrderKind
     status: OrderStatus
     product_categories: tuple[str, ...]
     contract_end_at: datetime | None
     marketplace: str | None
-    contacts: tuple[ContactFact, ...]
-    paid_amount_cents: int = 0
+    contacts: Annotated[tuple[ContactFact, ...], Meta(min_length=1)]
+    paid_amount_cents: Count = 0
     recipient_kind: RecipientKind = RecipientKind.CONSUMER
     address_type: AddressType = AddressType.DIRECT
     sold_by_phone: bool = False
@@ -129,14 +139,14 @@ class Order(Struct, frozen=True, gc=False):
     type: ClassVar[EventType] = EventType.ORDER
 
 
-class SignupConsent(Struct, frozen=True, gc=False):
-    consent_id: str
+class SignupConsent(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    consent_id: NonEmpty
     channels: tuple[Channel, ...]
     scope: tuple[Scope, ...]
     product_categories: tuple[str, ...]
     partners_named: tuple[str, ...]
     platforms: tuple[str, ...]
-    named_legal_entity: str
+    named_legal_entity: NonEmpty
     mechanism: Mechanism
     source: ConsentSource
     wording_version: str | None
@@ -147,30 +157,22 @@ class SignupConsent(Struct, frozen=True, gc=False):
     parental_consent: bool = False
 
 
-class Signup(Struct, frozen=True, gc=False):
-    event_id: str
-    occurred_at: datetime
-    tenant: str
-    legal_entity: str
+class Signup(_Event, tag="signup", kw_only=True, frozen=True):
     kind: SignupKind
     contact: ContactPoint
-    subject_age: int | None
+    subject_age: Count | None
     consent: SignupConsent | None = None
     recipient_kind: RecipientKind = RecipientKind.CONSUMER
     type: ClassVar[EventType] = EventType.SIGNUP
 
 
-class Unsubscribe(Struct, frozen=True, gc=False):
+class Unsubscribe(_Event, tag="unsubscribe", kw_only=True, frozen=True):
     """`channels` None = absent (every channel of each target contact's type, resolved when
     folded); `["all"]` is parsed to every channel. `received_at` absent = `occurred_at`."""
 
-    event_id: str
-    occurred_at: datetime
-    tenant: str
-    legal_entity: str
     kind: UnsubscribeKind
     contact: ContactPoint
-    channels: tuple[Channel, ...] | None
+    channels: tuple[Channel, ...] | None = None
     source: UnsubscribeSource
     consent_id: str | None
     list_id: str | None
@@ -179,7 +181,7 @@ class Unsubscribe(Struct, frozen=True, gc=False):
     type: ClassVar[EventType] = EventType.UNSUBSCRIBE
 
 
-class Content(Struct, frozen=True, gc=False):
+class Content(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     content_scope: Scope = Scope.OFFERS
     has_promo: bool = False
     promo_categories: tuple[str, ...] = ()
@@ -189,7 +191,7 @@ class Content(Struct, frozen=True, gc=False):
     review_incentive: bool = False
 
 
-class Sender(Struct, frozen=True, gc=False):
+class Sender(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     display_name: str
     has_identity_block: bool = False
     has_unsubscribe: bool = False
@@ -198,21 +200,17 @@ class Sender(Struct, frozen=True, gc=False):
     sector: Sector = Sector.OTHER
 
 
-class Recipient(Struct, frozen=True, gc=False):
+class Recipient(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     kind: RecipientKind = RecipientKind.CONSUMER
     established_outside_eea: bool = False
     address_published_for_purpose: bool = False
     postfilter_registered: bool = False
 
 
-class SendRequest(Struct, frozen=True, gc=False):
+class SendRequest(_Event, tag="send_request", kw_only=True, frozen=True):
     """`dispatch_at` is resolved at parse time (absent = `occurred_at`)."""
 
-    event_id: str
-    occurred_at: datetime
-    tenant: str
-    legal_entity: str
-    request_id: str
+    request_id: NonEmpty
     contact: ContactPoint
     channel: Channel
     declared_purpose: Purpose
