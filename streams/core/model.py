@@ -58,6 +58,7 @@ __all__ = [
     "Decision",
     "Event",
     "EventType",
+    "Instant",
     "LegalBasis",
     "Mechanism",
     "NonEmpty",
@@ -102,6 +103,8 @@ class ContactPoint(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
 Count = Annotated[int, Meta(ge=0)]
+Instant = Annotated[datetime, Meta(tz=True)]
+"""An RFC 3339 timestamp with offset (contract §1)."""
 
 
 class _Event(Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True,
@@ -109,7 +112,7 @@ class _Event(Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=
     """Common fields (contract §1); the `type` field is the tag of the four events."""
 
     event_id: NonEmpty
-    occurred_at: datetime
+    occurred_at: Instant
     tenant: NonEmpty = "default"
     legal_entity: NonEmpty
 
@@ -128,7 +131,7 @@ class Order(_Event, tag="order", kw_only=True, frozen=True):
     kind: OrderKind
     status: OrderStatus
     product_categories: tuple[str, ...]
-    contract_end_at: datetime | None
+    contract_end_at: Instant | None
     marketplace: str | None
     contacts: Annotated[tuple[ContactFact, ...], Meta(min_length=1)]
     paid_amount_cents: Count = 0
@@ -151,7 +154,7 @@ class SignupConsent(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     source: ConsentSource
     wording_version: str | None
     proof_ref: str | None
-    period_end: datetime | None
+    period_end: Instant | None
     bundled_with_purchase: bool = False
     given_by_subject: bool = True
     parental_consent: bool = False
@@ -176,7 +179,7 @@ class Unsubscribe(_Event, tag="unsubscribe", kw_only=True, frozen=True):
     source: UnsubscribeSource
     consent_id: str | None
     list_id: str | None
-    received_at: datetime
+    received_at: Instant
     linked_contacts: tuple[ContactPoint, ...] = ()
     type: ClassVar[EventType] = EventType.UNSUBSCRIBE
 
@@ -220,7 +223,7 @@ class SendRequest(_Event, tag="send_request", kw_only=True, frozen=True):
     sender: Sender
     recipient: Recipient
     platform: str | None
-    dispatch_at: datetime
+    dispatch_at: Instant
     campaign_id: str | None
     template_id: str | None
     requested_by_recipient: bool = False

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
 from streams.core.enums import (
     ALL_CHANNELS,
@@ -64,6 +65,8 @@ def _rejection(exc: msgspec.ValidationError) -> ContractError:
         name = _NAMED.search(message)
         field = _where(path, name.group(1) if name else "")
         return ContractError(Rejection.UNKNOWN_FIELD, "field not in the contract", field)
+    if "datetime" in message:
+        return ContractError(Rejection.BAD_TIMESTAMP, message, path)
     if message.startswith(("Invalid enum value", "Invalid value")):
         return ContractError(Rejection.INVALID_ENUM, message, path)
     if message.startswith("Expected `array` of length >= 1") and path.endswith("contacts"):
@@ -71,71 +74,78 @@ def _rejection(exc: msgspec.ValidationError) -> ContractError:
     return ContractError(Rejection.INVALID_VALUE, message, path)
 
 
-def _timestamp(value: Any, where: str) -> datetime:
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ContractError(Rejection.BAD_TIMESTAMP, "timestamp without offset", where)
-        return to_millis(value)
-    if not isinstance(value, str):
-        raise ContractError(Rejection.BAD_TIMESTAMP, "expected an RFC 3339 timestamp", where)
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        raise ContractError(
-            Rejection.BAD_TIMESTAMP, f"{value!r} is not an RFC 3339 timestamp with offset", where
-        ) from None
+def _fine_timestamp(value: Any) -> Any:
+    """A timestamp string with more than six fractional digits, cut to the millisecond
+    before msgspec would round it to the microsecond (contract v1.4 truncates)."""
+    if isinstance(value, str) and len(value) > 32:
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            return value  # msgspec names the error
+    return value
 
 
 class _Plan:
     """What the pre-pass does with one Struct type's fields before msgspec converts it:
     a None in a field with a (non-None) default means absent (the Avro-decoded shape
-    writes every optional field); timestamps are checked and truncated to the millisecond
-    (contract v1.4) here, as msgspec would round them; nested Structs get their own plan."""
+    writes every optional field); nested Structs get their own plan. Objects are copied
+    only when something changes."""
 
     __slots__ = ("absent_if_none", "instants", "many", "nested")
 
     def __init__(self, cls: type[msgspec.Struct]) -> None:
-        self.absent_if_none: frozenset[str] = frozenset()
-        self.instants: frozenset[str] = frozenset()
-        self.nested: dict[str, _Plan] = {}
-        self.many: dict[str, _Plan] = {}
-        absent, instants = set(), set()
+        absent, instants = set(), []
+        nested: list[tuple[str, _Plan]] = []
+        many: list[tuple[str, _Plan]] = []
         for info in msgspec.structs.fields(cls):
             kind = msgspec.inspect.type_info(info.type)
-            has_default = info.required is False
             if isinstance(kind, msgspec.inspect.UnionType):
                 options = [t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)]
                 kind = options[0] if len(options) == 1 else kind
-            elif has_default and info.default is not None:
+            elif info.required is False and info.default is not None:
                 absent.add(info.name)
             if isinstance(kind, msgspec.inspect.DateTimeType):
-                instants.add(info.name)
+                instants.append(info.name)
             elif isinstance(kind, msgspec.inspect.StructType):
-                self.nested[info.name] = _plan(kind.cls)
+                nested.append((info.name, _plan(kind.cls)))
             elif isinstance(kind, msgspec.inspect.VarTupleType) and isinstance(
                 kind.item_type, msgspec.inspect.StructType
             ):
-                self.many[info.name] = _plan(kind.item_type.cls)
+                many.append((info.name, _plan(kind.item_type.cls)))
         self.absent_if_none = frozenset(absent)
-        self.instants = frozenset(instants)
+        self.instants = tuple(instants)
+        self.nested = tuple(nested)
+        self.many = tuple(many)
 
-    def prepare(self, obj: Any, path: str) -> Any:
-        if not isinstance(obj, Mapping):
-            return obj  # msgspec names the wrong type
-        out: dict[str, Any] = {}
-        for name, value in obj.items():
-            if value is None:
-                if name not in self.absent_if_none:
-                    out[name] = value
-                continue
-            if name in self.instants:
-                value = _timestamp(value, _where(path, name))
-            elif name in self.nested:
-                value = self.nested[name].prepare(value, _where(path, name))
-            elif name in self.many and isinstance(value, list | tuple):
-                plan, where = self.many[name], _where(path, name)
-                value = [plan.prepare(item, f"{where}[{i}]") for i, item in enumerate(value)]
-            out[name] = value
+    def prepare(self, obj: Any) -> Any:
+        if type(obj) is not dict:
+            if not isinstance(obj, Mapping):
+                return obj  # msgspec names the wrong type
+            obj = dict(obj)
+        out = obj
+        if self.absent_if_none and None in obj.values():
+            absent = self.absent_if_none
+            out = {k: v for k, v in obj.items() if v is not None or k not in absent}
+        for name in self.instants:
+            value = out.get(name)
+            fine = _fine_timestamp(value)
+            if fine is not value:
+                out = dict(out) if out is obj else out
+                out[name] = fine
+        for name, plan in self.nested:
+            value = out.get(name)
+            if value is not None:
+                ready = plan.prepare(value)
+                if ready is not value:
+                    out = dict(out) if out is obj else out
+                    out[name] = ready
+        for name, plan in self.many:
+            items = out.get(name)
+            if type(items) is list:
+                ready_items = [plan.prepare(item) for item in items]
+                if any(a is not b for a, b in zip(ready_items, items, strict=True)):
+                    out = dict(out) if out is obj else out
+                    out[name] = ready_items
         return out
 
 
@@ -148,6 +158,13 @@ def _plan(cls: type[msgspec.Struct]) -> _Plan:
         plan = _PLANS[cls] = _Plan(cls)
     return plan
 
+
+_INSTANTS: dict[type[Any], tuple[str, ...]] = {
+    Order: ("occurred_at", "contract_end_at"),
+    Signup: ("occurred_at",),
+    Unsubscribe: ("occurred_at", "received_at"),
+    SendRequest: ("occurred_at", "dispatch_at"),
+}
 
 _EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     EventType.ORDER: Order,
@@ -164,6 +181,20 @@ def _channels(value: Any) -> Any:
             raise ContractError(Rejection.INVALID_VALUE, '"all" must stand alone', "channels")
         return list(Channel)
     return value
+
+
+def _millis(event: Event) -> Event:
+    """Every instant of the event truncated to the millisecond (contract v1.4)."""
+    changes: dict[str, Any] = {}
+    for name in _INSTANTS[type(event)]:
+        value = getattr(event, name)
+        if value is not None and value.microsecond % 1000:
+            changes[name] = to_millis(value)
+    if isinstance(event, Signup) and event.consent is not None:
+        end = event.consent.period_end
+        if end is not None and end.microsecond % 1000:
+            changes["consent"] = replace(event.consent, period_end=to_millis(end))
+    return replace(event, **changes) if changes else event
 
 
 def _contact(point: ContactPoint, where: str) -> None:
@@ -216,7 +247,9 @@ def _parse(obj: Any, *, check_contacts: bool) -> Event:
             raise ContractError(Rejection.MISSING_FIELD, "required field is missing", "type")
         allowed = ", ".join(EventType)
         raise ContractError(Rejection.INVALID_ENUM, f"{kind!r} is not one of: {allowed}", "type")
-    record = _plan(cls).prepare(obj, "")
+    record = _plan(cls).prepare(obj)
+    if record is obj:
+        record = dict(obj)
     if cls is SendRequest:
         record.pop("expect", None)
         _default_to_occurred_at(record, "dispatch_at")
@@ -229,7 +262,7 @@ def _parse(obj: Any, *, check_contacts: bool) -> Event:
     except msgspec.ValidationError as exc:
         raise _rejection(exc) from None
     _check(event, check_contacts)
-    return event
+    return _millis(event)
 
 
 def parse_event(obj: Mapping[str, Any]) -> Event:
@@ -416,7 +449,7 @@ def decision_from_dict(obj: Mapping[str, Any]) -> Decision:
     if not isinstance(obj, Mapping):
         raise ContractError(Rejection.INVALID_VALUE, "expected an object", "")
     try:
-        shape = msgspec.convert(_plan(_DecisionShape).prepare(obj, ""), _DecisionShape)
+        shape = msgspec.convert(_plan(_DecisionShape).prepare(obj), _DecisionShape)
     except msgspec.ValidationError as exc:
         raise _rejection(exc) from None
     return Decision(*msgspec.structs.astuple(shape))
