@@ -77,7 +77,7 @@ def _rejection(exc: msgspec.ValidationError) -> ContractError:
 def _fine_timestamp(value: Any) -> Any:
     """A timestamp string with more than six fractional digits, cut to the millisecond
     before msgspec would round it to the microsecond (contract v1.4 truncates)."""
-    if isinstance(value, str) and len(value) > 32:
+    if isinstance(value, str):
         try:
             return parse_rfc3339(value)
         except ValueError:
@@ -107,15 +107,24 @@ class _Plan:
             if isinstance(kind, msgspec.inspect.DateTimeType):
                 instants.append(info.name)
             elif isinstance(kind, msgspec.inspect.StructType):
-                nested.append((info.name, _plan(kind.cls)))
+                inner = _plan(kind.cls)
+                if inner.needed:
+                    nested.append((info.name, inner))
             elif isinstance(kind, msgspec.inspect.VarTupleType) and isinstance(
                 kind.item_type, msgspec.inspect.StructType
             ):
-                many.append((info.name, _plan(kind.item_type.cls)))
-        self.absent_if_none = frozenset(absent)
+                inner = _plan(kind.item_type.cls)
+                if inner.needed:
+                    many.append((info.name, inner))
+        self.absent_if_none = tuple(sorted(absent))
         self.instants = tuple(instants)
         self.nested = tuple(nested)
         self.many = tuple(many)
+
+    @property
+    def needed(self) -> bool:
+        """False when objects of this type pass through unchanged (e.g. a contact point)."""
+        return bool(self.absent_if_none or self.instants or self.nested or self.many)
 
     def prepare(self, obj: Any) -> Any:
         if type(obj) is not dict:
@@ -123,24 +132,26 @@ class _Plan:
                 return obj  # msgspec names the wrong type
             obj = dict(obj)
         out = obj
-        if self.absent_if_none and None in obj.values():
-            absent = self.absent_if_none
-            out = {k: v for k, v in obj.items() if v is not None or k not in absent}
+        get = obj.get
+        drop = [name for name in self.absent_if_none if get(name, 0) is None]
+        if drop:
+            out = dict(obj)
+            for name in drop:
+                del out[name]
         for name in self.instants:
-            value = out.get(name)
-            fine = _fine_timestamp(value)
-            if fine is not value:
+            value = get(name)
+            if type(value) is str and len(value) > 32:
                 out = dict(out) if out is obj else out
-                out[name] = fine
+                out[name] = _fine_timestamp(value)
         for name, plan in self.nested:
-            value = out.get(name)
+            value = get(name)
             if value is not None:
                 ready = plan.prepare(value)
                 if ready is not value:
                     out = dict(out) if out is obj else out
                     out[name] = ready
         for name, plan in self.many:
-            items = out.get(name)
+            items = get(name)
             if type(items) is list:
                 ready_items = [plan.prepare(item) for item in items]
                 if any(a is not b for a, b in zip(ready_items, items, strict=True)):
