@@ -3,14 +3,17 @@ rejections out (contract §9). Tests run scenario files through exactly this."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+import msgspec
 
 from streams.core.engine import DecisionEngine
 from streams.core.errors import RejectedRecord, Rejection
 from streams.core.model import Decision
 from streams.core.parse import parse_event
+
+_DECODE = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +39,9 @@ def decide_lines(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield LineRejection(number, Rejection.BAD_JSON, "", exc.msg)
+            record = _DECODE(line)
+        except msgspec.DecodeError as exc:
+            yield LineRejection(number, Rejection.BAD_JSON, "", str(exc))
             continue
         try:
             decisions = engine.feed(parse_event(record))
