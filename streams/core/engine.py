@@ -10,7 +10,7 @@ revoking decision (`BLOCK_LATE_OBJECTION`, `revokes: true`) replaces the ALLOW.
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -118,9 +118,9 @@ def _normalised(event: Event) -> Event:
 def event_digest(event: Event) -> int:
     """Fingerprint of an event's content after defaults and normalisation (contract §1
     `conflicting_duplicate`): contacts normalised, instants compared as instants (the
-    msgpack timestamp carries no offset). Never 0 (0 = unknown)."""
-    packed = _DIGEST_ENCODER.encode((event.type.value, _normalised(event)))
-    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "big") | 1
+    msgpack timestamp carries no offset; the type is the Struct tag). 32 bits: it only
+    tells apart two events that already share an event id. Never 0 (0 = unknown)."""
+    return zlib.crc32(_DIGEST_ENCODER.encode(_normalised(event))) or 1
 
 
 _REDACTED_POINTS = {kind: ContactPoint(kind, REDACTED) for kind in ContactType}
@@ -320,7 +320,7 @@ class DecisionEngine:
         self.policies = policies
         self.secret = secret
         self.states: dict[str, ContactState] = {}
-        self._keys: dict[tuple[str, ContactPoint], str] = {}
+        self._keys: dict[str, str] = {}
         self._order_keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def feed(self, event: Event) -> list[Decision]:
@@ -333,11 +333,10 @@ class DecisionEngine:
         results: list[StepResult] = []
         fresh = False
         for contact in contact_points(event):
-            key = self._keys.get((tenant, contact))
+            memo = "\x00".join((tenant, contact.type, contact.value))
+            key = self._keys.get(memo)
             if key is None:
-                key = self._keys[tenant, contact] = normalised_contact_key(
-                    self.secret, tenant, contact
-                )
+                key = self._keys[memo] = normalised_contact_key(self.secret, tenant, contact)
             before = self.states.get(key, EMPTY_STATE)
             result = step(before, event, policy, contact, digest)
             if result.conflicting:
