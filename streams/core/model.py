@@ -94,7 +94,7 @@ RULEBOOK_VERSION = "contract-1.4/rules-2"
 """Stamped on every decision: contract v1.4 with revision 2 of this rule implementation."""
 
 
-class ContactPoint(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+class ContactPoint(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     type: ContactType
     value: str
 
@@ -107,9 +107,20 @@ Instant = Annotated[datetime, Meta(tz=True)]
 """An RFC 3339 timestamp with offset (contract §1)."""
 
 
-class _Event(Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True,
-             tag_field="type"):
-    """Common fields (contract §1); the `type` field is the tag of the four events."""
+class _Event(
+    Struct,
+    frozen=True,
+    gc=False,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    tag_field="type",
+):
+    """Common fields (contract §1); the `type` field is the tag of the four events.
+
+    Input-side Structs are maps without unknown fields (parsed from the contract's JSON
+    shape) and are written without their defaults (an open approval's request in state,
+    the content digest: an explicit default is the same content as an absent field)."""
 
     event_id: NonEmpty
     occurred_at: Instant
@@ -117,7 +128,7 @@ class _Event(Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=
     legal_entity: NonEmpty
 
 
-class ContactFact(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+class ContactFact(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     contact: ContactPoint
     obtained_at_sale: bool = True
     optout_offered: bool = False
@@ -142,7 +153,7 @@ class Order(_Event, tag="order", kw_only=True, frozen=True):
     type: ClassVar[EventType] = EventType.ORDER
 
 
-class SignupConsent(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+class SignupConsent(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     consent_id: NonEmpty
     channels: tuple[Channel, ...]
     scope: tuple[Scope, ...]
@@ -184,7 +195,7 @@ class Unsubscribe(_Event, tag="unsubscribe", kw_only=True, frozen=True):
     type: ClassVar[EventType] = EventType.UNSUBSCRIBE
 
 
-class Content(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+class Content(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     content_scope: Scope = Scope.OFFERS
     has_promo: bool = False
     promo_categories: tuple[str, ...] = ()
@@ -194,7 +205,7 @@ class Content(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     review_incentive: bool = False
 
 
-class Sender(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+class Sender(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     display_name: str
     has_identity_block: bool = False
     has_unsubscribe: bool = False
@@ -203,7 +214,7 @@ class Sender(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     sector: Sector = Sector.OTHER
 
 
-class Recipient(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+class Recipient(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     kind: RecipientKind = RecipientKind.CONSUMER
     established_outside_eea: bool = False
     address_published_for_purpose: bool = False
