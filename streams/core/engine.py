@@ -35,6 +35,7 @@ from streams.core.model import (
     Order,
     SeenEvent,
     SendRequest,
+    Signup,
     SuppressionFact,
     Unsubscribe,
 )
@@ -115,12 +116,20 @@ def _normalised(event: Event) -> Event:
     return event if point is event.contact else replace(event, contact=point)
 
 
-def event_digest(event: Event) -> int:
+def event_digest(event: Event, points: tuple[ContactPoint, ...] | None = None) -> int:
     """Fingerprint of an event's content after defaults and normalisation (contract §1
     `conflicting_duplicate`): contacts normalised, instants compared as instants (the
     msgpack timestamp carries no offset; the type is the Struct tag). 32 bits: it only
-    tells apart two events that already share an event id. Never 0 (0 = unknown)."""
-    return zlib.crc32(_DIGEST_ENCODER.encode(_normalised(event))) or 1
+    tells apart two events that already share an event id. Never 0 (0 = unknown).
+    `points` are the event's `contact_points`, when known: a signup or request whose
+    contact is already normalised is digested as it is."""
+    plain = (
+        points is not None
+        and len(points) == 1
+        and isinstance(event, Signup | SendRequest)
+        and points[0] is event.contact
+    )
+    return zlib.crc32(_DIGEST_ENCODER.encode(event if plain else _normalised(event))) or 1
 
 
 _REDACTED_POINTS = {kind: ContactPoint(kind, REDACTED) for kind in ContactType}
@@ -328,15 +337,23 @@ class DecisionEngine:
         Raises `ConflictingDuplicate` (a `RejectedRecord`) for a conflicting repeat."""
         tenant = event.tenant
         policy = self.policies.policy_for(tenant)
-        digest = event_digest(event)
+        points = contact_points(event)
+        digest = event_digest(event, points)
+        if len(points) == 1:
+            key = self._key(tenant, points[0])
+            before = self.states.get(key, EMPTY_STATE)
+            result = step(before, event, policy, points[0], digest)
+            if result.conflicting:
+                raise ConflictingDuplicate(event.event_id)
+            self.states[key] = result.state
+            if isinstance(event, Order) and result.state is not before:
+                self._forget_unlisted(event, [key])
+            return list(result.decisions)
         keys: list[str] = []
         results: list[StepResult] = []
         fresh = False
-        for contact in contact_points(event):
-            memo = "\x00".join((tenant, contact.type, contact.value))
-            key = self._keys.get(memo)
-            if key is None:
-                key = self._keys[memo] = normalised_contact_key(self.secret, tenant, contact)
+        for contact in points:
+            key = self._key(tenant, contact)
             before = self.states.get(key, EMPTY_STATE)
             result = step(before, event, policy, contact, digest)
             if result.conflicting:
@@ -351,6 +368,13 @@ class DecisionEngine:
         if fresh and isinstance(event, Order):
             self._forget_unlisted(event, keys)
         return decisions
+
+    def _key(self, tenant: str, contact: ContactPoint) -> str:
+        memo = "\x00".join((tenant, contact.type, contact.value))
+        key = self._keys.get(memo)
+        if key is None:
+            key = self._keys[memo] = normalised_contact_key(self.secret, tenant, contact)
+        return key
 
     def _forget_unlisted(self, order: Order, keys: list[str]) -> None:
         index = (order.tenant, order.order_id)
