@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from msgspec.structs import replace
+
 from streams.core.enums import (
     AddressType,
     OptoutMethod,
@@ -54,7 +56,6 @@ _CUSTOMER_KINDS = frozenset({OrderKind.PURCHASE, OrderKind.SUBSCRIPTION})
 
 def _with(
     state: ContactState,
-    event_id: str,
     *,
     orders: tuple[OrderFact, ...] | None = None,
     consents: tuple[ConsentFact, ...] | None = None,
@@ -63,8 +64,8 @@ def _with(
     relay_kept: frozenset[str] | None = None,
     fact_at: datetime | None = None,
 ) -> ContactState:
-    """A copy with some fact collections replaced; `fact_at`
-    is the time of an order, consent or touchpoint added (it raises `facts_until`)."""
+    """A copy with some fact collections replaced; `fact_at` is the time of an order,
+    consent or touchpoint added (it raises `facts_until`)."""
     orders = state.orders if orders is None else orders
     facts_until = state.facts_until
     if fact_at is not None and (facts_until is None or fact_at > facts_until):
@@ -75,7 +76,8 @@ def _with(
         relay_entities = relay_kept | frozenset(
             o.legal_entity for o in orders if o.address_type is AddressType.MARKETPLACE_RELAY
         )
-    return ContactState(
+    return replace(
+        state,
         orders=orders,
         consents=state.consents if consents is None else consents,
         suppressions=state.suppressions if suppressions is None else suppressions,
@@ -83,10 +85,6 @@ def _with(
         relay_entities=relay_entities,
         relay_kept=relay_kept,
         facts_until=facts_until,
-        seen_event_ids=state.seen_event_ids,
-        direct_entities=state.direct_entities,
-        decided=state.decided,
-        open_approvals=state.open_approvals,
     )
 
 
@@ -113,7 +111,7 @@ def forget_order(state: ContactState, order: Order) -> ContactState:
     """The order was replaced by a version that no longer lists this contact (contract §2:
     the later event replaces the record as a whole)."""
     orders = tuple(o for o in state.orders if o.order_id != order.order_id)
-    return _with(state, order.event_id, orders=orders)
+    return _with(state, orders=orders)
 
 
 def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> ContactState:
@@ -189,9 +187,7 @@ def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> Con
                 lifted_by_same_instant=unticked and not fact.optout_exercised,
             ),
         )
-    return _with(
-        state, order.event_id, orders=orders, suppressions=suppressions, fact_at=occurred_at
-    )
+    return _with(state, orders=orders, suppressions=suppressions, fact_at=occurred_at)
 
 
 def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> ContactState:
@@ -209,7 +205,6 @@ def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> 
         )
         return _with(
             state,
-            signup.event_id,
             touchpoints=(*state.touchpoints, touchpoint),
             fact_at=occurred_at,
         )
@@ -235,7 +230,7 @@ def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> 
         period_end=None if consent.period_end is None else to_utc(consent.period_end),
         recipient_kind=signup.recipient_kind,
     )
-    return _with(state, signup.event_id, consents=(*state.consents, fact), fact_at=occurred_at)
+    return _with(state, consents=(*state.consents, fact), fact_at=occurred_at)
 
 
 def apply_unsubscribe(
@@ -259,10 +254,9 @@ def apply_unsubscribe(
     )
     suppressions = (*state.suppressions, fact)
     if unsubscribe.kind is not UnsubscribeKind.ERASURE_COMPLETED:
-        return _with(state, unsubscribe.event_id, suppressions=suppressions)
+        return _with(state, suppressions=suppressions)
     return _with(
         state,
-        unsubscribe.event_id,
         orders=(),
         consents=(),
         touchpoints=(),
