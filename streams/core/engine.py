@@ -142,12 +142,12 @@ def redact(request: SendRequest) -> SendRequest:
 
 def _bounded(
     state: ContactState, now: datetime, horizon: timedelta
-) -> tuple[dict[str, SeenEvent], dict[str, Decision]]:
-    """Copies of the seen event ids and decided requests without what lies a horizon or
-    more before event time `now` (contract §8: past it, a repeat is a new event). Entries
-    are kept in arrival order, so the first one tells whether any is due (an entry that
-    arrived out of order waits for those before it: the bound is the horizon plus the
-    contact's disorder)."""
+) -> tuple[dict[str, SeenEvent], Mapping[str, Decision]]:
+    """A copy of the seen event ids and the decided requests (the same mapping when
+    nothing is due), without what lies a horizon or more before event time `now`
+    (contract §8: past it, a repeat is a new event). Entries are kept in arrival order,
+    so the first one tells whether any is due (an entry that arrived out of order waits
+    for those before it: the bound is the horizon plus the contact's disorder)."""
     cutoff = now - horizon
     seen, decided = state.seen_event_ids, state.decided
     if seen and next(iter(seen.values())).at <= cutoff:
@@ -155,10 +155,8 @@ def _bounded(
     else:
         fresh_seen = dict(seen)
     if decided and next(iter(decided.values())).as_of <= cutoff:
-        fresh_decided = {k: v for k, v in decided.items() if v.as_of > cutoff}
-    else:
-        fresh_decided = dict(decided)
-    return fresh_seen, fresh_decided
+        decided = {k: v for k, v in decided.items() if v.as_of > cutoff}
+    return fresh_seen, decided
 
 
 def _pending(approvals: tuple[OpenApproval, ...], now: datetime) -> tuple[OpenApproval, ...]:
@@ -229,9 +227,9 @@ def _step_request(
     approvals = _pending(state.open_approvals, ctx.as_of)
     if decision.allowed:
         approvals += (OpenApproval(redact(request), decision, ctx.dispatch_at),)
-    seen, decided = _bounded(state, at, policy.idempotency_horizon)
+    seen, kept = _bounded(state, at, policy.idempotency_horizon)
     seen[request.event_id] = SeenEvent(at, digest)
-    decided[request.request_id] = decision
+    decided = {**kept, request.request_id: decision}
     after = replace(state, open_approvals=approvals, decided=decided, seen_event_ids=seen)
     return StepResult(after, (decision,))
 
