@@ -262,7 +262,8 @@ def _parse(obj: Any, *, check_contacts: bool) -> Event:
     if record is obj:
         record = dict(obj)
     if cls is SendRequest:
-        record.pop("expect", None)
+        for name in IGNORED_FIELDS:
+            record.pop(name, None)
         _default_to_occurred_at(record, "dispatch_at")
     elif cls is Unsubscribe:
         _default_to_occurred_at(record, "received_at")
