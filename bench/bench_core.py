@@ -9,6 +9,16 @@ times three phases separately:
   engine   `DecisionEngine.feed` over the whole stream in arrival order (HMAC keys,
            idempotency, open approvals and re-checks included)
 
+Then, from the same run (issue 16 goals, as rates and ratios):
+
+  parse+engine   events/s of parse and engine together (goal >= 60k, aim 100k)
+  state codec    stored contact states after the engine phase: mean bytes per contact
+                 (goal <= 1 KB at ~10 events per contact) and decode+encode time back to
+                 back per state, as the worker does per event (goal <= 10 us)
+  decide ratio   the `sendgate decide` code path over a file of the shared scenarios
+                 repeated `--decide-repeat` times under fresh tenants, against a plain
+                 json.loads + json.dumps pass over the same file (goal <= 3x, aim 2x)
+
 Prints a small table and writes bench/results/core.json. `--profile` adds a pyinstrument
 profile of the decide and engine phases.
 """
@@ -17,11 +27,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import gc
+import io
 import json
+import os
 import platform
 import random
+import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,6 +51,7 @@ from streams.core.engine import DecisionEngine, contact_points
 from streams.core.model import ContactPoint, ContactState, Event, SendRequest
 from streams.core.parse import parse_event
 from streams.core.policy import Policy, PolicyBook
+from streams.gate.state_codec import decode_state, encode_state
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECRET = b"bench-core-not-a-secret"
@@ -194,6 +210,10 @@ class Generator:
             yield maker(self.rng.randrange(self.contacts))
 
 
+CLOCK = time.process_time
+"""CPU time of this process: the machine is shared, and every figure here is per core (a
+busy neighbour stretches wall-clock time, not the work done)."""
+
 CHUNK = 2_000
 """Events are decoded a chunk at a time right before they are timed, as a stream consumer
 would see them: the event is fresh in cache, the contact state is not."""
@@ -211,9 +231,9 @@ class Phase:
     def run(self, work: Callable[[], int]) -> None:
         if self.profiler is not None:
             self.profiler.start()
-        started = time.perf_counter()
+        started = CLOCK()
         self.count += work()
-        self.seconds += time.perf_counter() - started
+        self.seconds += CLOCK() - started
         if self.profiler is not None:
             self.profiler.stop()
 
@@ -238,6 +258,79 @@ def decoded(raw: list[dict[str, Any]]) -> Iterator[list[Keyed]]:
         ]
 
 
+def state_codec(states: list[ContactState], sample: int = 20_000) -> dict[str, Any]:
+    """Stored size and decode+encode time of the engine's contact states."""
+    blobs = [encode_state(s) for s in states]
+    timed = blobs[:sample]
+    started = CLOCK()
+    for blob in timed:
+        encode_state(decode_state(blob))  # type: ignore[arg-type]
+    seconds = CLOCK() - started
+    sizes = sorted(len(b) for b in blobs)
+    return {
+        "states": len(blobs),
+        "mean_bytes": round(statistics.fmean(sizes)),
+        "p95_bytes": sizes[int(0.95 * (len(sizes) - 1))],
+        "decode_encode_us": round(seconds / len(timed) * 1e6, 2),
+    }
+
+
+def scenario_file(repeat: int, directory: Path) -> tuple[Path, int]:
+    """The shared scenarios, each copy under its own tenants (so none is a replay)."""
+    scenarios = Path(os.environ.get("SENDGATE_SCENARIOS", "")) if os.environ.get(
+        "SENDGATE_SCENARIOS"
+    ) else Path(__file__).resolve().parent.parent.parent / "shared" / "scenarios"
+    lines = [
+        json.loads(line)
+        for path in sorted(scenarios.glob("T*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    if not lines:
+        raise SystemExit(f"no scenario files in {scenarios} (set SENDGATE_SCENARIOS)")
+    target = directory / "scenarios-repeated.jsonl"
+    with target.open("w", encoding="utf-8") as out:
+        for copy in range(repeat):
+            for event in lines:
+                event = dict(event, tenant=f"{event.get('tenant', 'default')}~{copy}")
+                out.write(json.dumps(event, ensure_ascii=False) + "\n")
+    return target, repeat * len(lines)
+
+
+def decide_ratio(repeat: int) -> dict[str, Any]:
+    """`sendgate decide`'s own `run` (stdout to a sink) against json.loads + json.dumps."""
+    import argparse as _argparse
+
+    from streams.commands.decide import run as decide_run
+
+    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
+        path, count = scenario_file(repeat, Path(tmp))
+        started = CLOCK()
+        with path.open(encoding="utf-8") as source:
+            sink = io.StringIO()
+            for line in source:
+                sink.write(json.dumps(json.loads(line), ensure_ascii=False) + "\n")
+        plain = CLOCK() - started
+        args = _argparse.Namespace(file=str(path), policy=None, dev_key=True)
+        sink = io.StringIO()
+        threshold = gc.get_threshold()
+        started = CLOCK()
+        with contextlib.redirect_stdout(sink):
+            code = decide_run(args)
+        decide_seconds = CLOCK() - started
+        gc.set_threshold(*threshold)
+        if code != 0:
+            raise SystemExit(f"sendgate decide exited {code} on the scenario file")
+    return {
+        "events": count,
+        "decisions": sink.getvalue().count("\n"),
+        "json_pass_seconds": round(plain, 3),
+        "decide_seconds": round(decide_seconds, 3),
+        "ratio": round(decide_seconds / plain, 2),
+        "decide_events_per_second": round(count / decide_seconds),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=120_000)
@@ -245,6 +338,12 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=5)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--profile", action="store_true", help="pyinstrument profile")
+    parser.add_argument(
+        "--decide-repeat",
+        type=int,
+        default=200,
+        help="copies of the shared scenarios in the decide-ratio file (0 = skip)",
+    )
     parser.add_argument(
         "--tuned-gc",
         action="store_true",
@@ -328,6 +427,17 @@ def main() -> int:
     if profiler is not None:
         print(profiler.output_text(unicode=True, color=False, show_all=False))
     rows = [parse.row(), fold.row(), decisions.row(), feed.row()]
+    both = parse.seconds + feed.seconds
+    rows.append(
+        {
+            "phase": "parse+engine",
+            "count": feed.count,
+            "seconds": round(both, 3),
+            "per_second": round(feed.count / both),
+        }
+    )
+    stored = state_codec(list(engine.states.values()))
+    ratio = decide_ratio(args.decide_repeat) if args.decide_repeat > 0 else None
 
     reasons = collections.Counter(
         str(d.reason_code) for s in engine.states.values() for d in s.decided.values()
@@ -351,6 +461,10 @@ def main() -> int:
         "folds_per_second": rows[1]["per_second"],
         "engine_events_per_second": rows[3]["per_second"],
         "engine_decisions_emitted": emitted,
+        "parse_engine_events_per_second": rows[4]["per_second"],
+        "events_per_contact": round(args.events / max(len(engine.states), 1), 1),
+        "state": stored,
+        "decide_vs_json": ratio,
         "reason_codes": dict(reasons.most_common()),
     }
     RESULTS.mkdir(exist_ok=True)
@@ -364,6 +478,17 @@ def main() -> int:
     for row in rows:
         print(
             f"{row['phase']:<8} {row['count']:>10,} {row['seconds']:>9.2f} {row['per_second']:>12,}"
+        )
+    print(
+        f"state    {stored['states']:,} contacts at {result['events_per_contact']} events "
+        f"each: {stored['mean_bytes']:,} B mean ({stored['p95_bytes']:,} B p95), "
+        f"decode+encode {stored['decode_encode_us']} us"
+    )
+    if ratio is not None:
+        print(
+            f"decide   {ratio['events']:,} scenario events: {ratio['decide_seconds']} s vs "
+            f"json.loads+dumps {ratio['json_pass_seconds']} s = {ratio['ratio']}x "
+            f"({ratio['decide_events_per_second']:,} events/s)"
         )
     print(f"results: {RESULTS / 'core.json'}")
     return 0

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from streams import topics as T
 from streams.core.engine import (
     ContactState,
@@ -302,7 +304,7 @@ def stamp_decided_at(result: StepResult, now: datetime) -> StepResult:
     status view (`last_decision.decided_at`, issue 12 §4) and a re-emitted duplicate
     carries the original time, so both copies of a request's decision are identical.
     """
-    pairs = [(d, replace(d, decided_at=now) if d.decided_at is None else d)
+    pairs = [(d, msgspec.structs.replace(d, decided_at=now) if d.decided_at is None else d)
              for d in result.decisions]
     if all(old is new for old, new in pairs):
         return result
@@ -312,7 +314,7 @@ def stamp_decided_at(result: StepResult, now: datetime) -> StepResult:
             decided[old.request_id] = new
     return replace(
         result,
-        state=replace(result.state, decided=decided),
+        state=msgspec.structs.replace(result.state, decided=decided),
         decisions=tuple(new for _, new in pairs),
     )
 

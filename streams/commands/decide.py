@@ -25,9 +25,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import gc
-    import json
     import sys
     from datetime import UTC, datetime
+
+    import msgspec
 
     from streams.config import MissingSecret, hmac_key
     from streams.core.engine import DecisionEngine
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     # the collector keeps rescanning them (about half the run time on large files).
     gc.set_threshold(100_000, 50, 100)
     engine = DecisionEngine(policies, secret)
+    encode = msgspec.json.Encoder().encode
     rejected = 0
     streaming = args.file == "-"
     try:
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 out = decision_to_dict(item)
                 out["decided_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-                sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+                sys.stdout.write(encode(out).decode() + "\n")
                 if streaming:
                     sys.stdout.flush()
         sys.stdout.flush()

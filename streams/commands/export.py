@@ -230,7 +230,8 @@ def build_report(
     key_partition_only: bool = True,
 ) -> dict[str, Any]:
     from streams.commands.view import changelog_topic, read_latest
-    from streams.core.engine import dump_state, load_state
+    from streams.core.engine import dump_state
+    from streams.gate.state_codec import decode_state
     from streams.view.projection import erased_at
 
     topic = changelog_topic(app_id, topic_prefix)
@@ -246,8 +247,8 @@ def build_report(
     if latest is not None:
         state_source.update(partition=latest.partition, offset=latest.offset)
         if latest.value is not None:
-            state = load_state(json.loads(latest.value))
-            dumped = dump_state(state)
+            state = decode_state(latest.value)
+            dumped = None if state is None else dump_state(state)
         else:
             state_source["tombstone"] = True
     decisions: list[dict[str, Any]] = []

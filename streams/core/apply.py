@@ -1,14 +1,17 @@
 """Folds: `apply(state, event, contact) -> state`, one function per event type.
 
-Pure and idempotent on `event_id`. `contact` is the normalised contact point whose state
-this is (an order or an unsubscribe fans out to several); it defaults to the event's
-first contact point. Send requests change no facts: deciding them is `engine.step`.
+Pure; idempotency on `event_id` is `engine.step`'s (it knows the horizon). `contact` is
+the normalised contact point whose state this is (an order or an unsubscribe fans out to
+several); it defaults to the event's first contact point. Send requests change no facts:
+deciding them is `engine.step`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+
+from msgspec.structs import replace
 
 from streams.core.enums import (
     AddressType,
@@ -53,7 +56,6 @@ _CUSTOMER_KINDS = frozenset({OrderKind.PURCHASE, OrderKind.SUBSCRIPTION})
 
 def _with(
     state: ContactState,
-    event_id: str,
     *,
     orders: tuple[OrderFact, ...] | None = None,
     consents: tuple[ConsentFact, ...] | None = None,
@@ -62,8 +64,8 @@ def _with(
     relay_kept: frozenset[str] | None = None,
     fact_at: datetime | None = None,
 ) -> ContactState:
-    """A copy with some fact collections replaced and `event_id` marked as seen; `fact_at`
-    is the time of an order, consent or touchpoint added (it raises `facts_until`)."""
+    """A copy with some fact collections replaced; `fact_at` is the time of an order,
+    consent or touchpoint added (it raises `facts_until`)."""
     orders = state.orders if orders is None else orders
     facts_until = state.facts_until
     if fact_at is not None and (facts_until is None or fact_at > facts_until):
@@ -74,7 +76,8 @@ def _with(
         relay_entities = relay_kept | frozenset(
             o.legal_entity for o in orders if o.address_type is AddressType.MARKETPLACE_RELAY
         )
-    return ContactState(
+    return replace(
+        state,
         orders=orders,
         consents=state.consents if consents is None else consents,
         suppressions=state.suppressions if suppressions is None else suppressions,
@@ -82,9 +85,6 @@ def _with(
         relay_entities=relay_entities,
         relay_kept=relay_kept,
         facts_until=facts_until,
-        seen_event_ids=state.seen_event_ids | {event_id},
-        decided=state.decided,
-        open_approvals=state.open_approvals,
     )
 
 
@@ -110,10 +110,8 @@ def _merged_fact(facts: Sequence[ContactFact]) -> ContactFact:
 def forget_order(state: ContactState, order: Order) -> ContactState:
     """The order was replaced by a version that no longer lists this contact (contract §2:
     the later event replaces the record as a whole)."""
-    if order.event_id in state.seen_event_ids:
-        return state
     orders = tuple(o for o in state.orders if o.order_id != order.order_id)
-    return _with(state, order.event_id, orders=orders)
+    return _with(state, orders=orders)
 
 
 def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> ContactState:
@@ -121,8 +119,6 @@ def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> Con
     time; the relation (customer/donor) and its end are derived here once. An opt-out used
     at checkout becomes a suppression of every channel of the contact for the order's
     entity (R-SOFTOPTIN-4), which later order versions do not undo (R-OBJECT-2)."""
-    if order.event_id in state.seen_event_ids:
-        return state
     facts = [f for f in order.contacts if normalise(f.contact) == contact]
     if not facts:
         return forget_order(state, order)
@@ -191,16 +187,12 @@ def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> Con
                 lifted_by_same_instant=unticked and not fact.optout_exercised,
             ),
         )
-    return _with(
-        state, order.event_id, orders=orders, suppressions=suppressions, fact_at=occurred_at
-    )
+    return _with(state, orders=orders, suppressions=suppressions, fact_at=occurred_at)
 
 
 def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> ContactState:
     """Contract §3: a consent is kept with its validity facts (checked when a request is
     decided, against the request's time); other signups are touchpoints."""
-    if signup.event_id in state.seen_event_ids:
-        return state
     occurred_at = to_utc(signup.occurred_at)
     consent = signup.consent
     if signup.kind is not SignupKind.CONSENT or consent is None:
@@ -213,7 +205,6 @@ def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> 
         )
         return _with(
             state,
-            signup.event_id,
             touchpoints=(*state.touchpoints, touchpoint),
             fact_at=occurred_at,
         )
@@ -239,7 +230,7 @@ def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> 
         period_end=None if consent.period_end is None else to_utc(consent.period_end),
         recipient_kind=signup.recipient_kind,
     )
-    return _with(state, signup.event_id, consents=(*state.consents, fact), fact_at=occurred_at)
+    return _with(state, consents=(*state.consents, fact), fact_at=occurred_at)
 
 
 def apply_unsubscribe(
@@ -248,8 +239,6 @@ def apply_unsubscribe(
     """Contract §4: a suppression bound to the receiving entity, its channel scope resolved
     for this contact's type (R-OBJECT-1). `erasure_completed` deletes every entity's facts
     on this contact and keeps the suppression records and the relay flag (R-DSR-2)."""
-    if unsubscribe.event_id in state.seen_event_ids:
-        return state
     occurred_at = to_utc(unsubscribe.occurred_at)
     fact = SuppressionFact(
         event_id=unsubscribe.event_id,
@@ -265,10 +254,9 @@ def apply_unsubscribe(
     )
     suppressions = (*state.suppressions, fact)
     if unsubscribe.kind is not UnsubscribeKind.ERASURE_COMPLETED:
-        return _with(state, unsubscribe.event_id, suppressions=suppressions)
+        return _with(state, suppressions=suppressions)
     return _with(
         state,
-        unsubscribe.event_id,
         orders=(),
         consents=(),
         touchpoints=(),

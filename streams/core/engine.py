@@ -10,46 +10,58 @@ revoking decision (`BLOCK_LATE_OBJECTION`, `revokes: true`) replaces the ALLOW.
 
 from __future__ import annotations
 
-import dataclasses
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+import msgspec
+from msgspec.structs import replace
 
 from streams.core.apply import apply, forget_order
 from streams.core.decide import decide, evaluate, request_context, to_decision
 from streams.core.enums import CHANNEL_FAMILY, ContactType, LegalBasis, Outcome
+from streams.core.errors import RejectedRecord, Rejection
 from streams.core.eventtime import to_utc
 from streams.core.keys import normalise, normalised_contact_key
 from streams.core.model import (
+    EMPTY_STATE,
     ContactPoint,
     ContactState,
     Decision,
     Event,
     OpenApproval,
     Order,
+    SeenEvent,
     SendRequest,
+    Signup,
     SuppressionFact,
     Unsubscribe,
 )
 from streams.core.policy import Policy, PolicyBook
 from streams.core.rules.context import Verdict
 from streams.core.rules.suppression import late_objection, triggers_recheck
-from streams.core.serial import state_from_dict, state_to_dict
+from streams.core.serial import state_from_dict
 from streams.core.status import status_view
 
 __all__ = [
     "REDACTED",
+    "ConflictingDuplicate",
     "ContactState",
     "DecisionEngine",
     "StepResult",
     "contact_points",
     "dump_state",
+    "event_digest",
     "load_state",
     "release_due",
     "status_view",
     "step",
 ]
+
+STATE_FORMAT = 2
+"""Version of the stored state layout (1 = JSON before issue 16, still loaded)."""
 
 REDACTED = "<redacted>"
 """Stands in for the contact value of a request kept in state (non-negotiable 5)."""
@@ -58,11 +70,14 @@ REDACTED = "<redacted>"
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """New state; new decisions (revocations included); the stored decision when the
-    request_id was already decided (the shell may re-emit it, the CLI ignores it)."""
+    request_id was already decided (the shell may re-emit it, the CLI ignores it);
+    `conflicting`: the event repeats a seen `event_id` with other content, so it is
+    rejected (`conflicting_duplicate`) and the state is unchanged (contract §1)."""
 
     state: ContactState
     decisions: tuple[Decision, ...] = ()
     duplicate: Decision | None = None
+    conflicting: bool = False
 
 
 def contact_points(event: Event) -> tuple[ContactPoint, ...]:
@@ -77,54 +92,71 @@ def contact_points(event: Event) -> tuple[ContactPoint, ...]:
     return tuple(dict.fromkeys(points))
 
 
+_DIGEST_ENCODER = msgspec.msgpack.Encoder()
+
+
+def _normalised(event: Event) -> Event:
+    """The event with normalised contact values (the same object when they already are)."""
+    if isinstance(event, Order):
+        facts = tuple(
+            f if (p := normalise(f.contact)) is f.contact else replace(f, contact=p)
+            for f in event.contacts
+        )
+        changed = any(a is not b for a, b in zip(facts, event.contacts, strict=True))
+        return replace(event, contacts=facts) if changed else event
+    if isinstance(event, Unsubscribe):
+        point = normalise(event.contact)
+        linked = tuple(normalise(c) for c in event.linked_contacts)
+        if point is event.contact and all(
+            a is b for a, b in zip(linked, event.linked_contacts, strict=True)
+        ):
+            return event
+        return replace(event, contact=point, linked_contacts=linked)
+    point = normalise(event.contact)
+    return event if point is event.contact else replace(event, contact=point)
+
+
+def event_digest(event: Event, points: tuple[ContactPoint, ...] | None = None) -> int:
+    """Fingerprint of an event's content after defaults and normalisation (contract §1
+    `conflicting_duplicate`): contacts normalised, instants compared as instants (the
+    msgpack timestamp carries no offset; the type is the Struct tag). 32 bits: it only
+    tells apart two events that already share an event id. Never 0 (0 = unknown).
+    `points` are the event's `contact_points`, when known: a signup or request whose
+    contact is already normalised is digested as it is."""
+    plain = (
+        points is not None
+        and len(points) == 1
+        and isinstance(event, Signup | SendRequest)
+        and points[0] is event.contact
+    )
+    return zlib.crc32(_DIGEST_ENCODER.encode(event if plain else _normalised(event))) or 1
+
+
 _REDACTED_POINTS = {kind: ContactPoint(kind, REDACTED) for kind in ContactType}
 
 
 def redact(request: SendRequest) -> SendRequest:
     """The request without its contact value, to be kept in state."""
-    return SendRequest(
-        event_id=request.event_id,
-        occurred_at=request.occurred_at,
-        tenant=request.tenant,
-        legal_entity=request.legal_entity,
-        request_id=request.request_id,
-        contact=_REDACTED_POINTS[request.contact.type],
-        channel=request.channel,
-        declared_purpose=request.declared_purpose,
-        service_kind=request.service_kind,
-        relates_to_order_id=request.relates_to_order_id,
-        content=request.content,
-        sender=request.sender,
-        recipient=request.recipient,
-        platform=request.platform,
-        dispatch_at=request.dispatch_at,
-        campaign_id=request.campaign_id,
-        template_id=request.template_id,
-        requested_by_recipient=request.requested_by_recipient,
-    )
+    return replace(request, contact=_REDACTED_POINTS[request.contact.type])
 
 
-def _with_approvals(
-    state: ContactState,
-    approvals: tuple[OpenApproval, ...],
-    decided: Mapping[str, Decision] | None = None,
-    seen_event_id: str | None = None,
-) -> ContactState:
-    """A copy with other open approvals (and decisions, and one more seen event id)."""
-    return ContactState(
-        orders=state.orders,
-        consents=state.consents,
-        suppressions=state.suppressions,
-        touchpoints=state.touchpoints,
-        relay_entities=state.relay_entities,
-        relay_kept=state.relay_kept,
-        facts_until=state.facts_until,
-        seen_event_ids=state.seen_event_ids
-        if seen_event_id is None
-        else state.seen_event_ids | {seen_event_id},
-        decided=state.decided if decided is None else decided,
-        open_approvals=approvals,
-    )
+def _bounded(
+    state: ContactState, now: datetime, horizon: timedelta
+) -> tuple[dict[str, SeenEvent], Mapping[str, Decision]]:
+    """A copy of the seen event ids and the decided requests (the same mapping when
+    nothing is due), without what lies a horizon or more before event time `now`
+    (contract §8: past it, a repeat is a new event). Entries are kept in arrival order,
+    so the first one tells whether any is due (an entry that arrived out of order waits
+    for those before it: the bound is the horizon plus the contact's disorder)."""
+    cutoff = now - horizon
+    seen, decided = state.seen_event_ids, state.decided
+    if seen and next(iter(seen.values())).at <= cutoff:
+        fresh_seen = {k: v for k, v in seen.items() if v.at > cutoff}
+    else:
+        fresh_seen = dict(seen)
+    if decided and next(iter(decided.values())).as_of <= cutoff:
+        decided = {k: v for k, v in decided.items() if v.as_of > cutoff}
+    return fresh_seen, decided
 
 
 def _pending(approvals: tuple[OpenApproval, ...], now: datetime) -> tuple[OpenApproval, ...]:
@@ -136,7 +168,7 @@ def _pending(approvals: tuple[OpenApproval, ...], now: datetime) -> tuple[OpenAp
 
 def _revocation(approval: OpenApproval, reblock: Decision) -> Decision:
     verdict = late_objection(Verdict(reblock.reason_code, reblock.rule_ids, reblock.evidence))
-    return dataclasses.replace(
+    return replace(
         approval.decision,
         decision=Outcome.BLOCK,
         reason_code=verdict.reason,
@@ -165,43 +197,74 @@ def _recheck(
     if not revocations:
         return state, ()
     decided = {**state.decided, **{d.request_id: d for d in revocations}}
-    return (
-        _with_approvals(state, tuple(kept), decided),
-        tuple(revocations),
-    )
+    return replace(state, open_approvals=tuple(kept), decided=decided), tuple(revocations)
 
 
-def _step_request(state: ContactState, request: SendRequest, policy: Policy) -> StepResult:
-    stored = state.decided.get(request.request_id)
-    if stored is not None:
+def _repeat(
+    state: ContactState, event: Event, at: datetime, digest: int, horizon: timedelta
+) -> StepResult | None:
+    """Contract §1/§7 idempotency within the horizon: a seen event id with the same
+    content is ignored, with other content rejected; a decided request_id is ignored
+    whatever its event id (its stored decision is handed back for re-emission)."""
+    seen = state.seen_event_ids.get(event.event_id)
+    if seen is not None and at < seen.at + horizon:
+        if seen.digest and seen.digest != digest:
+            return StepResult(state, conflicting=True)
+        stored = state.decided.get(event.request_id) if isinstance(event, SendRequest) else None
         return StepResult(state, (), stored)
-    if request.event_id in state.seen_event_ids:
-        return StepResult(state)
+    if isinstance(event, SendRequest):
+        stored = state.decided.get(event.request_id)
+        if stored is not None and at < stored.as_of + horizon:
+            return StepResult(state, (), stored)
+    return None
+
+
+def _step_request(
+    state: ContactState, request: SendRequest, policy: Policy, at: datetime, digest: int
+) -> StepResult:
     ctx = request_context(state, request, policy)
     decision = to_decision(request, evaluate(ctx), CHANNEL_FAMILY[request.channel])
     approvals = _pending(state.open_approvals, ctx.as_of)
     if decision.allowed:
         approvals += (OpenApproval(redact(request), decision, ctx.dispatch_at),)
-    decided = {**state.decided, request.request_id: decision}
-    return StepResult(_with_approvals(state, approvals, decided, request.event_id), (decision,))
+    seen, kept = _bounded(state, at, policy.idempotency_horizon)
+    seen[request.event_id] = SeenEvent(at, digest)
+    decided = {**kept, request.request_id: decision}
+    after = replace(state, open_approvals=approvals, decided=decided, seen_event_ids=seen)
+    return StepResult(after, (decision,))
 
 
-def step(state: ContactState, event: Event, policy: Policy, contact: ContactPoint) -> StepResult:
-    """Apply (or decide) one event for one normalised contact point."""
+def step(
+    state: ContactState,
+    event: Event,
+    policy: Policy,
+    contact: ContactPoint,
+    digest: int | None = None,
+) -> StepResult:
+    """Apply (or decide) one event for one normalised contact point. `digest` is
+    `event_digest(event)`, passed by callers that fan one event out to many points."""
+    at = to_utc(event.occurred_at)
+    if digest is None:
+        digest = event_digest(event)
+    horizon = policy.idempotency_horizon
+    repeat = _repeat(state, event, at, digest, horizon)
+    if repeat is not None:
+        return repeat
     if isinstance(event, SendRequest):
-        return _step_request(state, event, policy)
-    if event.event_id in state.seen_event_ids:
-        return StepResult(state)
+        return _step_request(state, event, policy, at, digest)
     after = apply(state, event, contact)
+    seen, decided = _bounded(after, at, horizon)
+    seen[event.event_id] = SeenEvent(at, digest)
+    after = replace(after, seen_event_ids=seen, decided=decided)
     if not after.open_approvals:
         return StepResult(after)
     decisions: tuple[Decision, ...] = ()
     arrived = after.suppressions[len(state.suppressions) :]
     if arrived:
         after, decisions = _recheck(after, arrived, policy)
-    pending = _pending(after.open_approvals, to_utc(event.occurred_at))
+    pending = _pending(after.open_approvals, at)
     if len(pending) != len(after.open_approvals):
-        after = _with_approvals(after, pending)
+        after = replace(after, open_approvals=pending)
     return StepResult(after, decisions)
 
 
@@ -215,56 +278,101 @@ def release_due(
     if not due:
         return state, ()
     pending = tuple(a for a in state.open_approvals if a.dispatch_at > mark)
-    return _with_approvals(state, pending), due
+    return replace(state, open_approvals=pending), due
+
+
+def _named(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return {f: _named(getattr(value, f)) for f in value.__struct_fields__}
+    if isinstance(value, Mapping):
+        return {k: _named(v) for k, v in value.items()}
+    if isinstance(value, tuple | list | frozenset):
+        items = [_named(v) for v in value]
+        return sorted(items) if isinstance(value, frozenset) else items
+    return msgspec.to_builtins(value)
 
 
 def dump_state(state: ContactState) -> dict[str, Any]:
-    """JSON-able form of a contact state (Kafka changelog); `load_state` inverts it."""
-    return state_to_dict(state)
+    """JSON-able form of a contact state with field names (DSR export, leak checks); the
+    stored form is `streams.gate.state_codec`'s binary one."""
+    return {"format": STATE_FORMAT, **_named(state)}
 
 
 def load_state(data: Mapping[str, Any]) -> ContactState:
+    """A state stored as JSON before issue 16 (format 1)."""
     return state_from_dict(data)
+
+
+class ConflictingDuplicate(RejectedRecord):
+    """A repeated `event_id` whose content differs from the first (contract §1)."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(
+            Rejection.CONFLICTING_DUPLICATE,
+            f"event_id {event_id!r} was seen with other content",
+            "event_id",
+        )
 
 
 class DecisionEngine:
     """All contact states of all tenants in memory, keyed by HMAC contact key.
 
-    Besides the per-contact idempotency of `step`, it ignores a repeated `event_id` or
-    `request_id` across contact points of the tenant, and forgets an order on contact
-    points that a replacing version of it no longer lists (contract §2).
+    Idempotency is that of `step`, per contact point (contract §1, §7); an event that
+    conflicts on any of its contact points is rejected as a whole (`ConflictingDuplicate`)
+    and changes no state. It forgets an order on contact points that a replacing version
+    of it no longer lists (contract §2).
     """
 
     def __init__(self, policies: PolicyBook, secret: bytes) -> None:
         self.policies = policies
         self.secret = secret
         self.states: dict[str, ContactState] = {}
-        self._seen_events: set[tuple[str, str]] = set()
-        self._decided_requests: set[tuple[str, str]] = set()
+        self._keys: dict[str, str] = {}
         self._order_keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def feed(self, event: Event) -> list[Decision]:
-        """Fold or decide one event; returns the new decisions (revocations included)."""
+        """Fold or decide one event; returns the new decisions (revocations included).
+        Raises `ConflictingDuplicate` (a `RejectedRecord`) for a conflicting repeat."""
         tenant = event.tenant
-        if (tenant, event.event_id) in self._seen_events:
-            return []
-        if isinstance(event, SendRequest):
-            if (tenant, event.request_id) in self._decided_requests:
-                return []
-            self._decided_requests.add((tenant, event.request_id))
-        self._seen_events.add((tenant, event.event_id))
         policy = self.policies.policy_for(tenant)
-        decisions: list[Decision] = []
-        keys = []
-        for contact in contact_points(event):
-            key = normalised_contact_key(self.secret, tenant, contact)
+        points = contact_points(event)
+        digest = event_digest(event, points)
+        if len(points) == 1:
+            key = self._key(tenant, points[0])
+            before = self.states.get(key, EMPTY_STATE)
+            result = step(before, event, policy, points[0], digest)
+            if result.conflicting:
+                raise ConflictingDuplicate(event.event_id)
+            self.states[key] = result.state
+            if isinstance(event, Order) and result.state is not before:
+                self._forget_unlisted(event, [key])
+            return list(result.decisions)
+        keys: list[str] = []
+        results: list[StepResult] = []
+        fresh = False
+        for contact in points:
+            key = self._key(tenant, contact)
+            before = self.states.get(key, EMPTY_STATE)
+            result = step(before, event, policy, contact, digest)
+            if result.conflicting:
+                raise ConflictingDuplicate(event.event_id)
+            fresh = fresh or result.state is not before
             keys.append(key)
-            result = step(self.states.get(key, ContactState.empty()), event, policy, contact)
+            results.append(result)
+        decisions: list[Decision] = []
+        for key, result in zip(keys, results, strict=True):
             self.states[key] = result.state
             decisions.extend(result.decisions)
-        if isinstance(event, Order):
+        if fresh and isinstance(event, Order):
             self._forget_unlisted(event, keys)
         return decisions
+
+    def _key(self, tenant: str, contact: ContactPoint) -> str:
+        memo = "\x00".join((tenant, contact.type, contact.value))
+        key = self._keys.get(memo)
+        if key is None:
+            key = self._keys[memo] = normalised_contact_key(self.secret, tenant, contact)
+        return key
 
     def _forget_unlisted(self, order: Order, keys: list[str]) -> None:
         index = (order.tenant, order.order_id)

@@ -24,6 +24,7 @@ class Rejection(StrEnum):
     WRONG_TOPIC = "wrong_topic"
     BAD_JSON = "bad_json"
     PROCESSING_ERROR = "processing_error"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
 
 
 class RejectedRecord(Exception):

@@ -19,14 +19,27 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}
 
 
 def parse_rfc3339(text: str) -> datetime:
-    """An RFC 3339 timestamp with offset; ValueError when malformed or without offset."""
-    if not _RFC3339.match(text):
+    """An RFC 3339 timestamp with offset, truncated to the millisecond (contract v1.4);
+    ValueError when malformed or without offset."""
+    match = _RFC3339.match(text)
+    if not match:
         raise ValueError("not an RFC 3339 timestamp with offset")
+    fraction = match.group(1)
+    if fraction is not None and len(fraction) != 4:
+        start = match.start(1)
+        text = text[:start] + (fraction + "00")[:4] + text[match.end(1) :]
     return datetime.fromisoformat(text)
 
 
+def to_millis(instant: datetime) -> datetime:
+    """`instant` truncated to the millisecond (contract v1.4: finer fractions dropped)."""
+    micros = instant.microsecond
+    return instant if micros % 1000 == 0 else instant.replace(microsecond=micros - micros % 1000)
+
+
 def format_rfc3339(instant: datetime) -> str:
-    text = instant.isoformat()
+    """ISO form; a fraction is written to the millisecond (the contract's precision)."""
+    text = instant.isoformat(timespec="milliseconds" if instant.microsecond else "seconds")
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

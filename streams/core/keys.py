@@ -8,8 +8,10 @@ configuration (`streams.config.hmac_key`).
 from __future__ import annotations
 
 import hmac
+import unicodedata
 from functools import lru_cache
 
+import idna
 import phonenumbers
 
 from streams.core.enums import ContactType
@@ -31,15 +33,41 @@ def _e164(value: str) -> str:
     return formatted
 
 
+@lru_cache(maxsize=1 << 16)
+def _ascii_domain(domain: str) -> str:
+    """The IDNA ASCII form of a domain per UTS #46 (the `idna` package): `Bücher.de` and
+    its NFD spelling become `xn--bcher-kva.de`; ValueError when it has none."""
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(str(exc) or "not a valid domain") from None
+
+
+@lru_cache(maxsize=1 << 17)
+def _email(value: str) -> str:
+    """Contract v1.4 §1: trimmed, NFC, lower case, domain in IDNA ASCII form."""
+    text = unicodedata.normalize("NFC", value.strip()).lower()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text
+    return f"{local}@{_ascii_domain(domain)}"
+
+
 def normalise(contact: ContactPoint, field: str = "contact.value") -> ContactPoint:
-    """Email trimmed and lower-cased, phone to E.164 (default region NL), others trimmed.
+    """Email trimmed, NFC, lower-cased with its domain in IDNA ASCII form (UTS #46);
+    phone to E.164 (default region NL); others trimmed.
 
     A phone number that cannot be normalised is a contract error: it could never be
     matched against its own suppressions (fail closed).
     """
     kind = contact.type
     if kind is ContactType.EMAIL:
-        value = contact.value.strip().lower()
+        try:
+            value = _email(contact.value)
+        except ValueError as exc:
+            raise ContractError(Rejection.INVALID_VALUE, f"email domain: {exc}", field) from None
     elif kind is ContactType.PHONE:
         try:
             value = _e164(contact.value.strip())

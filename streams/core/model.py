@@ -1,5 +1,9 @@
 """Typed, frozen model of the contract: the four input events, the decision, the policy-free
-per-contact state.
+per-contact state, as msgspec Structs (C-speed construction, comparison and encoding).
+
+State types and the decision encode as arrays (`array_like`): the stored state
+(`streams.gate.state_codec`) is msgpack of them without field names; within one state
+format, fields may only be appended, with defaults.
 
 Events keep their timestamps as written (aware, original offset) so that they round-trip;
 state facts keep UTC instants. State never holds a raw contact value (non-negotiable 5):
@@ -9,10 +13,11 @@ it lives under a keyed hash of the contact point.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
+
+from msgspec import Meta, Struct, field
 
 from streams.core.enums import (
     AddressType,
@@ -53,8 +58,10 @@ __all__ = [
     "Decision",
     "Event",
     "EventType",
+    "Instant",
     "LegalBasis",
     "Mechanism",
+    "NonEmpty",
     "OpenApproval",
     "OptoutMethod",
     "Order",
@@ -69,6 +76,7 @@ __all__ = [
     "Relation",
     "Scope",
     "Sector",
+    "SeenEvent",
     "SendRequest",
     "Sender",
     "ServiceKind",
@@ -82,21 +90,45 @@ __all__ = [
     "UnsubscribeSource",
 ]
 
-RULEBOOK_VERSION = "contract-1.3/rules-1"
-"""Stamped on every decision: contract v1.3 with revision 1 of this rule implementation."""
+RULEBOOK_VERSION = "contract-1.4/rules-2"
+"""Stamped on every decision: contract v1.4 with revision 2 of this rule implementation."""
 
 
-@dataclass(frozen=True, slots=True)
-class ContactPoint:
+class ContactPoint(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     type: ContactType
     value: str
 
 
 # --- input events (contract §2-§5) -------------------------------------------------------
 
+NonEmpty = Annotated[str, Meta(min_length=1)]
+Count = Annotated[int, Meta(ge=0)]
+Instant = Annotated[datetime, Meta(tz=True)]
+"""An RFC 3339 timestamp with offset (contract §1)."""
 
-@dataclass(frozen=True, slots=True)
-class ContactFact:
+
+class _Event(
+    Struct,
+    frozen=True,
+    gc=False,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    tag_field="type",
+):
+    """Common fields (contract §1); the `type` field is the tag of the four events.
+
+    Input-side Structs are maps without unknown fields (parsed from the contract's JSON
+    shape) and are written without their defaults (an open approval's request in state,
+    the content digest: an explicit default is the same content as an absent field)."""
+
+    event_id: NonEmpty
+    occurred_at: Instant
+    tenant: NonEmpty = "default"
+    legal_entity: NonEmpty
+
+
+class ContactFact(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     contact: ContactPoint
     obtained_at_sale: bool = True
     optout_offered: bool = False
@@ -105,20 +137,15 @@ class ContactFact:
     informed_of_calls: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
-    event_id: str
-    occurred_at: datetime
-    tenant: str
-    legal_entity: str
-    order_id: str
+class Order(_Event, tag="order", kw_only=True, frozen=True):
+    order_id: NonEmpty
     kind: OrderKind
     status: OrderStatus
     product_categories: tuple[str, ...]
-    contract_end_at: datetime | None
+    contract_end_at: Instant | None
     marketplace: str | None
-    contacts: tuple[ContactFact, ...]
-    paid_amount_cents: int = 0
+    contacts: Annotated[tuple[ContactFact, ...], Meta(min_length=1)]
+    paid_amount_cents: Count = 0
     recipient_kind: RecipientKind = RecipientKind.CONSUMER
     address_type: AddressType = AddressType.DIRECT
     sold_by_phone: bool = False
@@ -126,61 +153,49 @@ class Order:
     type: ClassVar[EventType] = EventType.ORDER
 
 
-@dataclass(frozen=True, slots=True)
-class SignupConsent:
-    consent_id: str
+class SignupConsent(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
+    consent_id: NonEmpty
     channels: tuple[Channel, ...]
     scope: tuple[Scope, ...]
     product_categories: tuple[str, ...]
     partners_named: tuple[str, ...]
     platforms: tuple[str, ...]
-    named_legal_entity: str
+    named_legal_entity: NonEmpty
     mechanism: Mechanism
     source: ConsentSource
     wording_version: str | None
     proof_ref: str | None
-    period_end: datetime | None
+    period_end: Instant | None
     bundled_with_purchase: bool = False
     given_by_subject: bool = True
     parental_consent: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Signup:
-    event_id: str
-    occurred_at: datetime
-    tenant: str
-    legal_entity: str
+class Signup(_Event, tag="signup", kw_only=True, frozen=True):
     kind: SignupKind
     contact: ContactPoint
-    subject_age: int | None
+    subject_age: Count | None
     consent: SignupConsent | None = None
     recipient_kind: RecipientKind = RecipientKind.CONSUMER
     type: ClassVar[EventType] = EventType.SIGNUP
 
 
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
+class Unsubscribe(_Event, tag="unsubscribe", kw_only=True, frozen=True):
     """`channels` None = absent (every channel of each target contact's type, resolved when
     folded); `["all"]` is parsed to every channel. `received_at` absent = `occurred_at`."""
 
-    event_id: str
-    occurred_at: datetime
-    tenant: str
-    legal_entity: str
     kind: UnsubscribeKind
     contact: ContactPoint
-    channels: tuple[Channel, ...] | None
+    channels: tuple[Channel, ...] | None = None
     source: UnsubscribeSource
     consent_id: str | None
     list_id: str | None
-    received_at: datetime
+    received_at: Instant
     linked_contacts: tuple[ContactPoint, ...] = ()
     type: ClassVar[EventType] = EventType.UNSUBSCRIBE
 
 
-@dataclass(frozen=True, slots=True)
-class Content:
+class Content(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     content_scope: Scope = Scope.OFFERS
     has_promo: bool = False
     promo_categories: tuple[str, ...] = ()
@@ -190,8 +205,7 @@ class Content:
     review_incentive: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Sender:
+class Sender(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     display_name: str
     has_identity_block: bool = False
     has_unsubscribe: bool = False
@@ -200,23 +214,17 @@ class Sender:
     sector: Sector = Sector.OTHER
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
+class Recipient(Struct, frozen=True, gc=False, forbid_unknown_fields=True, omit_defaults=True):
     kind: RecipientKind = RecipientKind.CONSUMER
     established_outside_eea: bool = False
     address_published_for_purpose: bool = False
     postfilter_registered: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class SendRequest:
+class SendRequest(_Event, tag="send_request", kw_only=True, frozen=True):
     """`dispatch_at` is resolved at parse time (absent = `occurred_at`)."""
 
-    event_id: str
-    occurred_at: datetime
-    tenant: str
-    legal_entity: str
-    request_id: str
+    request_id: NonEmpty
     contact: ContactPoint
     channel: Channel
     declared_purpose: Purpose
@@ -226,7 +234,7 @@ class SendRequest:
     sender: Sender
     recipient: Recipient
     platform: str | None
-    dispatch_at: datetime
+    dispatch_at: Instant
     campaign_id: str | None
     template_id: str | None
     requested_by_recipient: bool = False
@@ -239,8 +247,7 @@ Event = Order | Signup | Unsubscribe | SendRequest
 # --- decision (contract §6) --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(Struct, frozen=True, array_like=True, gc=False):
     """`decided_at` is stamped by the shell at output; the core leaves it None."""
 
     request_id: str
@@ -272,8 +279,7 @@ class Relation(StrEnum):
     DONOR = "donor"
 
 
-@dataclass(frozen=True, slots=True)
-class OrderFact:
+class OrderFact(Struct, frozen=True, array_like=True, gc=False):
     """The latest record of one order as it concerns this contact (contract §2).
 
     `relation_end` is the end the relation's age is measured from; None with a relation
@@ -311,8 +317,7 @@ class OrderFact:
         return (self.paid_event_id, self.event_id)
 
 
-@dataclass(frozen=True, slots=True)
-class ConsentFact:
+class ConsentFact(Struct, frozen=True, array_like=True, gc=False):
     """One consent on this contact point, whichever entity collected it (contract §3)."""
 
     consent_id: str
@@ -337,8 +342,7 @@ class ConsentFact:
     recipient_kind: RecipientKind
 
 
-@dataclass(frozen=True, slots=True)
-class SuppressionFact:
+class SuppressionFact(Struct, frozen=True, array_like=True, gc=False):
     """An objection, unsubscribe, withdrawal or erasure, bound to the receiving entity, with
     its channel scope resolved (contract §4). A checkout opt-out of an order is recorded
     as an unsubscribe from source `checkout_optout` whose evidence is the order event.
@@ -358,8 +362,7 @@ class SuppressionFact:
     lifted_by_same_instant: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class TouchpointFact:
+class TouchpointFact(Struct, frozen=True, array_like=True, gc=False):
     """A non-consent signup (account, info request, referral, list import...)."""
 
     event_id: str
@@ -369,8 +372,16 @@ class TouchpointFact:
     recipient_kind: RecipientKind
 
 
-@dataclass(frozen=True, slots=True)
-class OpenApproval:
+class SeenEvent(Struct, frozen=True, array_like=True, gc=False):
+    """An event id folded or decided on this contact point (contract §1 idempotency):
+    its `occurred_at` (UTC) and a fingerprint of its content after defaults and
+    normalisation; `digest` 0 = unknown (a state migrated from format 1)."""
+
+    at: datetime
+    digest: int
+
+
+class OpenApproval(Struct, frozen=True, array_like=True, gc=False):
     """An ALLOW not yet dispatched (R-OBJECT-3); `request.contact.value` is redacted,
     `dispatch_at` is the request's dispatch time in UTC."""
 
@@ -379,15 +390,17 @@ class OpenApproval:
     dispatch_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ContactState:
+class ContactState(Struct, frozen=True, array_like=True, gc=False):
     """Facts for every legal entity of the tenant under one contact key.
 
     `relay_entities`/`direct_entities` list the entities with a relay / direct order on
     this contact; `relay_kept` the entities whose relay flag survived `erasure_completed`.
     `facts_until` is an upper bound of the facts' `occurred_at` (UTC): a request at or
     after it sees every fact without filtering.
-    `decided` maps request_id to its final decision (one decision per request).
+    `decided` maps request_id to its final decision (one decision per request);
+    `seen_event_ids` maps event_id to when and with what content it was seen. Both hold
+    only what lies within the idempotency horizon (contract §8) of the contact's latest
+    event.
     """
 
     orders: tuple[OrderFact, ...] = ()
@@ -398,7 +411,7 @@ class ContactState:
     direct_entities: frozenset[str] = frozenset()
     relay_kept: frozenset[str] = frozenset()
     facts_until: datetime | None = None
-    seen_event_ids: frozenset[str] = frozenset()
+    seen_event_ids: Mapping[str, SeenEvent] = field(default_factory=dict)
     decided: Mapping[str, Decision] = field(default_factory=dict)
     open_approvals: tuple[OpenApproval, ...] = ()
 

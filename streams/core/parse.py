@@ -9,463 +9,278 @@ the dotted path of the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
+
+import msgspec
+from msgspec.structs import replace
 
 from streams.core.enums import (
     ALL_CHANNELS,
     CONTACT_TYPES_OF_CHANNEL,
-    AddressType,
     Channel,
-    ConsentSource,
-    ContactType,
     EventType,
     LegalBasis,
-    Mechanism,
-    OptoutMethod,
-    OrderKind,
-    OrderStatus,
     Outcome,
-    Purpose,
     Reason,
-    RecipientKind,
-    Scope,
-    Sector,
-    ServiceKind,
     SignupKind,
-    UnsubscribeKind,
-    UnsubscribeSource,
 )
 from streams.core.errors import ContractError, Rejection
-from streams.core.eventtime import format_rfc3339, parse_rfc3339
+from streams.core.eventtime import format_rfc3339, parse_rfc3339, to_millis
 from streams.core.keys import normalise
 from streams.core.model import (
-    ContactFact,
     ContactPoint,
-    Content,
     Decision,
     Event,
+    NonEmpty,
     Order,
-    Recipient,
-    Sender,
     SendRequest,
     Signup,
-    SignupConsent,
     Unsubscribe,
 )
 
-E = TypeVar("E", bound=StrEnum)
-
-_ABSENT: Any = object()
 IGNORED_FIELDS = frozenset({"expect"})
 """Scenario files may carry `expect` on a send_request line (contract §9)."""
 
+_AT = re.compile(r"^(.*) - at `\$(.*)`$")
+_NAMED = re.compile(r"`([^`]+)`")
 
-class _Fields:
-    """Reads the fields of one JSON object, remembering which were read."""
 
-    __slots__ = ("_obj", "_path", "_read")
+def _where(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
 
-    def __init__(self, obj: Any, path: str) -> None:
-        if not isinstance(obj, Mapping):
-            raise ContractError(Rejection.INVALID_VALUE, "expected an object", path)
-        self._obj: Mapping[str, Any] = obj
-        self._path = path
-        self._read: set[str] = set()
 
-    def where(self, name: str) -> str:
-        return f"{self._path}.{name}" if self._path else name
+def _rejection(exc: msgspec.ValidationError) -> ContractError:
+    """msgspec's message as a contract rejection: reason and dotted field path."""
+    text = str(exc)
+    match = _AT.match(text)
+    message, path = (match.group(1), match.group(2).lstrip(".")) if match else (text, "")
+    if message.startswith("Object missing required field"):
+        name = _NAMED.search(message)
+        field = _where(path, name.group(1) if name else "")
+        return ContractError(Rejection.MISSING_FIELD, "required field is missing", field)
+    if message.startswith("Object contains unknown field"):
+        name = _NAMED.search(message)
+        field = _where(path, name.group(1) if name else "")
+        return ContractError(Rejection.UNKNOWN_FIELD, "field not in the contract", field)
+    if "datetime" in message:
+        return ContractError(Rejection.BAD_TIMESTAMP, message, path)
+    if message.startswith(("Invalid enum value", "Invalid value")):
+        return ContractError(Rejection.INVALID_ENUM, message, path)
+    if message.startswith("Expected `array` of length >= 1") and path.endswith("contacts"):
+        return ContractError(Rejection.INVALID_VALUE, "at least one contact", path)
+    return ContractError(Rejection.INVALID_VALUE, message, path)
 
-    def _raw(self, name: str) -> Any:
-        self._read.add(name)
-        return self._obj.get(name, _ABSENT)
 
-    def _required(self, name: str) -> Any:
-        value = self._raw(name)
-        if value is _ABSENT or value is None:
-            raise ContractError(
-                Rejection.MISSING_FIELD, "required field is missing", self.where(name)
-            )
-        return value
-
-    def _nullable(self, name: str) -> Any:
-        value = self._raw(name)
-        if value is _ABSENT:
-            raise ContractError(
-                Rejection.MISSING_FIELD, "required field is missing (may be null)", self.where(name)
-            )
-        return value
-
-    def optional(self, name: str) -> Any:
-        """The raw value of a field that may be absent; None when absent."""
-        value = self._raw(name)
-        return None if value is _ABSENT else value
-
-    def _string(self, value: Any, name: str, *, nonempty: bool) -> str:
-        if not isinstance(value, str):
-            raise ContractError(Rejection.INVALID_VALUE, "expected a string", self.where(name))
-        if nonempty and not value:
-            raise ContractError(Rejection.INVALID_VALUE, "must not be empty", self.where(name))
-        return value
-
-    def text(self, name: str, *, nonempty: bool = True) -> str:
-        return self._string(self._required(name), name, nonempty=nonempty)
-
-    def text_or_none(self, name: str) -> str | None:
-        value = self._nullable(name)
-        return None if value is None else self._string(value, name, nonempty=False)
-
-    def text_optional(self, name: str) -> str | None:
-        value = self.optional(name)
-        return None if value is None else self._string(value, name, nonempty=False)
-
-    def text_default(self, name: str, default: str) -> str:
-        value = self.optional(name)
-        return default if value is None else self._string(value, name, nonempty=True)
-
-    def flag(self, name: str, default: bool = False) -> bool:
-        value = self.optional(name)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ContractError(Rejection.INVALID_VALUE, "expected true or false", self.where(name))
-        return value
-
-    def _int(self, value: Any, name: str) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ContractError(
-                Rejection.INVALID_VALUE, "expected a non-negative integer", self.where(name)
-            )
-        return value
-
-    def count(self, name: str, default: int = 0) -> int:
-        value = self.optional(name)
-        return default if value is None else self._int(value, name)
-
-    def count_or_none(self, name: str) -> int | None:
-        value = self._nullable(name)
-        return None if value is None else self._int(value, name)
-
-    def _enum(self, cls: type[E], value: Any, where: str) -> E:
-        member = cls._value2member_map_.get(value) if isinstance(value, str) else None
-        if member is None:
-            allowed = ", ".join(m.value for m in cls)
-            raise ContractError(
-                Rejection.INVALID_ENUM, f"{value!r} is not one of: {allowed}", where
-            )
-        return member  # type: ignore[return-value]
-
-    def choice(self, name: str, cls: type[E]) -> E:
-        return self._enum(cls, self._required(name), self.where(name))
-
-    def choice_default(self, name: str, cls: type[E], default: E) -> E:
-        value = self.optional(name)
-        return default if value is None else self._enum(cls, value, self.where(name))
-
-    def choice_or_none(self, name: str, cls: type[E]) -> E | None:
-        value = self._nullable(name)
-        return None if value is None else self._enum(cls, value, self.where(name))
-
-    def _timestamp(self, value: Any, name: str) -> datetime:
-        if isinstance(value, datetime):
-            if value.tzinfo is None or value.utcoffset() is None:
-                raise ContractError(
-                    Rejection.BAD_TIMESTAMP, "timestamp without offset", self.where(name)
-                )
-            return value
-        if not isinstance(value, str):
-            raise ContractError(
-                Rejection.BAD_TIMESTAMP, "expected an RFC 3339 timestamp", self.where(name)
-            )
+def _fine_timestamp(value: Any) -> Any:
+    """A timestamp string with more than six fractional digits, cut to the millisecond
+    before msgspec would round it to the microsecond (contract v1.4 truncates)."""
+    if isinstance(value, str):
         try:
             return parse_rfc3339(value)
         except ValueError:
-            raise ContractError(
-                Rejection.BAD_TIMESTAMP,
-                f"{value!r} is not an RFC 3339 timestamp with offset",
-                self.where(name),
-            ) from None
-
-    def instant(self, name: str) -> datetime:
-        return self._timestamp(self._required(name), name)
-
-    def instant_or_none(self, name: str) -> datetime | None:
-        value = self._nullable(name)
-        return None if value is None else self._timestamp(value, name)
-
-    def instant_default(self, name: str, default: datetime) -> datetime:
-        value = self.optional(name)
-        return default if value is None else self._timestamp(value, name)
-
-    def _items(self, name: str, value: Any) -> list[Any]:
-        if not isinstance(value, list | tuple):
-            raise ContractError(Rejection.INVALID_VALUE, "expected a list", self.where(name))
-        return list(value)
-
-    def texts(self, name: str, *, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
-        value = self._required(name) if default is None else self.optional(name)
-        if value is None:
-            return default or ()
-        return tuple(
-            self._string(item, f"{name}[{i}]", nonempty=False)
-            for i, item in enumerate(self._items(name, value))
-        )
-
-    def choices(self, name: str, cls: type[E]) -> tuple[E, ...]:
-        items = self._items(name, self._required(name))
-        return tuple(
-            self._enum(cls, item, self.where(f"{name}[{i}]")) for i, item in enumerate(items)
-        )
-
-    def nested(self, name: str) -> _Fields:
-        return _Fields(self._required(name), self.where(name))
-
-    def nested_list(self, name: str) -> list[_Fields]:
-        items = self._items(name, self._required(name))
-        return [_Fields(item, self.where(f"{name}[{i}]")) for i, item in enumerate(items)]
-
-    def nested_or_none(self, name: str) -> _Fields | None:
-        value = self.optional(name)
-        return None if value is None else _Fields(value, self.where(name))
-
-    def done(self, ignored: frozenset[str] = frozenset()) -> None:
-        """UNKNOWN_FIELD for any field that was not read (contract: no other fields)."""
-        for name in self._obj:
-            if name not in self._read and name not in ignored:
-                raise ContractError(
-                    Rejection.UNKNOWN_FIELD, "field not in the contract", self.where(name)
-                )
+            return value  # msgspec names the error
+    return value
 
 
-def _contact(fields: _Fields, *, check: bool) -> ContactPoint:
-    contact = ContactPoint(fields.choice("type", ContactType), fields.text("value"))
-    fields.done()
-    if check:
-        normalise(contact, fields.where("value"))
-    return contact
+class _Plan:
+    """What the pre-pass does with one Struct type's fields before msgspec converts it:
+    a None in a field with a (non-None) default means absent (the Avro-decoded shape
+    writes every optional field); nested Structs get their own plan. Objects are copied
+    only when something changes."""
+
+    __slots__ = ("absent_if_none", "instants", "many", "nested")
+
+    def __init__(self, cls: type[msgspec.Struct]) -> None:
+        absent, instants = set(), []
+        nested: list[tuple[str, _Plan]] = []
+        many: list[tuple[str, _Plan]] = []
+        for info in msgspec.structs.fields(cls):
+            kind = msgspec.inspect.type_info(info.type)
+            if isinstance(kind, msgspec.inspect.UnionType):
+                options = [t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)]
+                kind = options[0] if len(options) == 1 else kind
+            elif info.required is False and info.default is not None:
+                absent.add(info.name)
+            if isinstance(kind, msgspec.inspect.DateTimeType):
+                instants.append(info.name)
+            elif isinstance(kind, msgspec.inspect.StructType):
+                inner = _plan(kind.cls)
+                if inner.needed:
+                    nested.append((info.name, inner))
+            elif isinstance(kind, msgspec.inspect.VarTupleType) and isinstance(
+                kind.item_type, msgspec.inspect.StructType
+            ):
+                inner = _plan(kind.item_type.cls)
+                if inner.needed:
+                    many.append((info.name, inner))
+        self.absent_if_none = tuple(sorted(absent))
+        self.instants = tuple(instants)
+        self.nested = tuple(nested)
+        self.many = tuple(many)
+
+    @property
+    def needed(self) -> bool:
+        """False when objects of this type pass through unchanged (e.g. a contact point)."""
+        return bool(self.absent_if_none or self.instants or self.nested or self.many)
+
+    def prepare(self, obj: Any) -> Any:
+        if type(obj) is not dict:
+            if not isinstance(obj, Mapping):
+                return obj  # msgspec names the wrong type
+            obj = dict(obj)
+        out = obj
+        get = obj.get
+        drop = [name for name in self.absent_if_none if get(name, 0) is None]
+        if drop:
+            out = dict(obj)
+            for name in drop:
+                del out[name]
+        for name in self.instants:
+            value = get(name)
+            if type(value) is str and len(value) > 32:
+                out = dict(out) if out is obj else out
+                out[name] = _fine_timestamp(value)
+        for name, plan in self.nested:
+            value = get(name)
+            if value is not None:
+                ready = plan.prepare(value)
+                if ready is not value:
+                    out = dict(out) if out is obj else out
+                    out[name] = ready
+        for name, plan in self.many:
+            items = get(name)
+            if type(items) is list:
+                ready_items = [plan.prepare(item) for item in items]
+                if any(a is not b for a, b in zip(ready_items, items, strict=True)):
+                    out = dict(out) if out is obj else out
+                    out[name] = ready_items
+        return out
 
 
-def _common(fields: _Fields) -> tuple[str, datetime, str, str]:
-    return (
-        fields.text("event_id"),
-        fields.instant("occurred_at"),
-        fields.text_default("tenant", "default"),
-        fields.text("legal_entity"),
-    )
+_PLANS: dict[type[msgspec.Struct], _Plan] = {}
 
 
-def _order(fields: _Fields, check: bool) -> Order:
-    event_id, occurred_at, tenant, legal_entity = _common(fields)
-    contacts = []
-    for fact in fields.nested_list("contacts"):
-        contacts.append(
-            ContactFact(
-                contact=_contact(fact.nested("contact"), check=check),
-                obtained_at_sale=fact.flag("obtained_at_sale", True),
-                optout_offered=fact.flag("optout_offered"),
-                optout_method=fact.choice_default("optout_method", OptoutMethod, OptoutMethod.NONE),
-                optout_exercised=fact.flag("optout_exercised"),
-                informed_of_calls=fact.flag("informed_of_calls"),
-            )
-        )
-        fact.done()
-    if not contacts:
-        raise ContractError(
-            Rejection.INVALID_VALUE, "at least one contact", fields.where("contacts")
-        )
-    return Order(
-        event_id=event_id,
-        occurred_at=occurred_at,
-        tenant=tenant,
-        legal_entity=legal_entity,
-        order_id=fields.text("order_id"),
-        kind=fields.choice("kind", OrderKind),
-        status=fields.choice("status", OrderStatus),
-        paid_amount_cents=fields.count("paid_amount_cents"),
-        product_categories=fields.texts("product_categories"),
-        contract_end_at=fields.instant_or_none("contract_end_at"),
-        recipient_kind=fields.choice_default(
-            "recipient_kind", RecipientKind, RecipientKind.CONSUMER
-        ),
-        address_type=fields.choice_default("address_type", AddressType, AddressType.DIRECT),
-        marketplace=fields.text_or_none("marketplace"),
-        sold_by_phone=fields.flag("sold_by_phone"),
-        confirmed_in_writing=fields.flag("confirmed_in_writing"),
-        contacts=tuple(contacts),
-    )
+def _plan(cls: type[msgspec.Struct]) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _Plan(cls)
+    return plan
 
 
-def _consent(fields: _Fields) -> SignupConsent:
-    consent = SignupConsent(
-        consent_id=fields.text("consent_id"),
-        channels=fields.choices("channels", Channel),
-        scope=fields.choices("scope", Scope),
-        product_categories=fields.texts("product_categories"),
-        partners_named=fields.texts("partners_named"),
-        platforms=fields.texts("platforms"),
-        named_legal_entity=fields.text("named_legal_entity"),
-        mechanism=fields.choice("mechanism", Mechanism),
-        bundled_with_purchase=fields.flag("bundled_with_purchase"),
-        given_by_subject=fields.flag("given_by_subject", True),
-        parental_consent=fields.flag("parental_consent"),
-        source=fields.choice("source", ConsentSource),
-        wording_version=fields.text_or_none("wording_version"),
-        proof_ref=fields.text_or_none("proof_ref"),
-        period_end=fields.instant_or_none("period_end"),
-    )
-    fields.done()
-    return consent
+_INSTANTS: dict[type[Any], tuple[str, ...]] = {
+    Order: ("occurred_at", "contract_end_at"),
+    Signup: ("occurred_at",),
+    Unsubscribe: ("occurred_at", "received_at"),
+    SendRequest: ("occurred_at", "dispatch_at"),
+}
 
-
-def _signup(fields: _Fields, check: bool) -> Signup:
-    event_id, occurred_at, tenant, legal_entity = _common(fields)
-    kind = fields.choice("kind", SignupKind)
-    consent_fields = fields.nested_or_none("consent")
-    if kind is SignupKind.CONSENT and consent_fields is None:
-        raise ContractError(
-            Rejection.MISSING_FIELD, "required when kind = consent", fields.where("consent")
-        )
-    if kind is not SignupKind.CONSENT and consent_fields is not None:
-        raise ContractError(
-            Rejection.INVALID_VALUE, "only allowed when kind = consent", fields.where("consent")
-        )
-    return Signup(
-        event_id=event_id,
-        occurred_at=occurred_at,
-        tenant=tenant,
-        legal_entity=legal_entity,
-        kind=kind,
-        contact=_contact(fields.nested("contact"), check=check),
-        recipient_kind=fields.choice_default(
-            "recipient_kind", RecipientKind, RecipientKind.CONSUMER
-        ),
-        subject_age=fields.count_or_none("subject_age"),
-        consent=None if consent_fields is None else _consent(consent_fields),
-    )
-
-
-def _unsubscribe_channels(fields: _Fields) -> tuple[Channel, ...] | None:
-    """None when absent (every channel of each target contact's type, resolved at fold
-    time); `["all"]` becomes every channel."""
-    raw = fields.optional("channels")
-    if raw is None:
-        return None
-    if isinstance(raw, list | tuple) and "all" in raw:
-        if list(raw) != ["all"]:
-            raise ContractError(
-                Rejection.INVALID_VALUE, '"all" must stand alone', fields.where("channels")
-            )
-        return tuple(Channel)
-    return fields.choices("channels", Channel)
-
-
-def _unsubscribe(fields: _Fields, check: bool) -> Unsubscribe:
-    event_id, occurred_at, tenant, legal_entity = _common(fields)
-    contact = _contact(fields.nested("contact"), check=check)
-    linked = fields.optional("linked_contacts")
-    linked_contacts = (
-        ()
-        if linked is None
-        else tuple(_contact(item, check=check) for item in fields.nested_list("linked_contacts"))
-    )
-    return Unsubscribe(
-        event_id=event_id,
-        occurred_at=occurred_at,
-        tenant=tenant,
-        legal_entity=legal_entity,
-        kind=fields.choice("kind", UnsubscribeKind),
-        contact=contact,
-        channels=_unsubscribe_channels(fields),
-        source=fields.choice("source", UnsubscribeSource),
-        consent_id=fields.text_or_none("consent_id"),
-        list_id=fields.text_or_none("list_id"),
-        received_at=fields.instant_default("received_at", occurred_at),
-        linked_contacts=linked_contacts,
-    )
-
-
-def _send_request(fields: _Fields, check: bool) -> SendRequest:
-    event_id, occurred_at, tenant, legal_entity = _common(fields)
-    channel = fields.choice("channel", Channel)
-    contact_fields = fields.nested("contact")
-    contact = _contact(contact_fields, check=check)
-    if contact.type not in CONTACT_TYPES_OF_CHANNEL[channel]:
-        raise ContractError(
-            Rejection.INVALID_VALUE,
-            f"channel {channel} does not use contact type {contact.type} (contract §1)",
-            contact_fields.where("type"),
-        )
-    content_fields = fields.nested("content")
-    content = Content(
-        content_scope=content_fields.choice_default("content_scope", Scope, Scope.OFFERS),
-        has_promo=content_fields.flag("has_promo"),
-        promo_categories=content_fields.texts("promo_categories", default=()),
-        third_party_offer=content_fields.text_optional("third_party_offer"),
-        is_consent_request=content_fields.flag("is_consent_request"),
-        is_review_request=content_fields.flag("is_review_request"),
-        review_incentive=content_fields.flag("review_incentive"),
-    )
-    content_fields.done()
-    sender_fields = fields.nested("sender")
-    sender = Sender(
-        display_name=sender_fields.text("display_name", nonempty=False),
-        has_identity_block=sender_fields.flag("has_identity_block"),
-        has_unsubscribe=sender_fields.flag("has_unsubscribe"),
-        unsubscribe_requires_login=sender_fields.flag("unsubscribe_requires_login"),
-        cli_withheld=sender_fields.flag("cli_withheld"),
-        sector=sender_fields.choice_default("sector", Sector, Sector.OTHER),
-    )
-    sender_fields.done()
-    recipient_fields = fields.nested("recipient")
-    recipient = Recipient(
-        kind=recipient_fields.choice_default("kind", RecipientKind, RecipientKind.CONSUMER),
-        established_outside_eea=recipient_fields.flag("established_outside_eea"),
-        address_published_for_purpose=recipient_fields.flag("address_published_for_purpose"),
-        postfilter_registered=recipient_fields.flag("postfilter_registered"),
-    )
-    recipient_fields.done()
-    return SendRequest(
-        event_id=event_id,
-        occurred_at=occurred_at,
-        tenant=tenant,
-        legal_entity=legal_entity,
-        request_id=fields.text("request_id"),
-        contact=contact,
-        channel=channel,
-        declared_purpose=fields.choice("declared_purpose", Purpose),
-        service_kind=fields.choice_or_none("service_kind", ServiceKind),
-        relates_to_order_id=fields.text_or_none("relates_to_order_id"),
-        requested_by_recipient=fields.flag("requested_by_recipient"),
-        content=content,
-        sender=sender,
-        recipient=recipient,
-        platform=fields.text_or_none("platform"),
-        dispatch_at=fields.instant_default("dispatch_at", occurred_at),
-        campaign_id=fields.text_or_none("campaign_id"),
-        template_id=fields.text_or_none("template_id"),
-    )
-
-
-_PARSERS: dict[EventType, Callable[[_Fields, bool], Event]] = {
-    EventType.ORDER: _order,
-    EventType.SIGNUP: _signup,
-    EventType.UNSUBSCRIBE: _unsubscribe,
-    EventType.SEND_REQUEST: _send_request,
+_EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
+    EventType.ORDER: Order,
+    EventType.SIGNUP: Signup,
+    EventType.UNSUBSCRIBE: Unsubscribe,
+    EventType.SEND_REQUEST: SendRequest,
 }
 
 
+def _channels(value: Any) -> Any:
+    """`["all"]` is every channel (contract §4); "all" must stand alone."""
+    if isinstance(value, list | tuple) and "all" in value:
+        if list(value) != ["all"]:
+            raise ContractError(Rejection.INVALID_VALUE, '"all" must stand alone', "channels")
+        return list(Channel)
+    return value
+
+
+def _millis(event: Event) -> Event:
+    """Every instant of the event truncated to the millisecond (contract v1.4)."""
+    changes: dict[str, Any] = {}
+    for name in _INSTANTS[type(event)]:
+        value = getattr(event, name)
+        if value is not None and value.microsecond % 1000:
+            changes[name] = to_millis(value)
+    if isinstance(event, Signup) and event.consent is not None:
+        end = event.consent.period_end
+        if end is not None and end.microsecond % 1000:
+            changes["consent"] = replace(event.consent, period_end=to_millis(end))
+    return replace(event, **changes) if changes else event
+
+
+def _contact(point: ContactPoint, where: str) -> None:
+    normalise(point, f"{where}.value")
+
+
+def _check(event: Event, check_contacts: bool) -> None:
+    """What types cannot say: contacts normalise (fail closed), a consent exactly when
+    kind = consent, a channel's contact type (contract §1-§5)."""
+    if isinstance(event, Order):
+        if check_contacts:
+            for i, fact in enumerate(event.contacts):
+                _contact(fact.contact, f"contacts[{i}].contact")
+        return
+    if check_contacts:
+        _contact(event.contact, "contact")
+    if isinstance(event, Signup):
+        if event.kind is SignupKind.CONSENT and event.consent is None:
+            raise ContractError(Rejection.MISSING_FIELD, "required when kind = consent", "consent")
+        if event.kind is not SignupKind.CONSENT and event.consent is not None:
+            raise ContractError(
+                Rejection.INVALID_VALUE, "only allowed when kind = consent", "consent"
+            )
+    elif isinstance(event, Unsubscribe):
+        if check_contacts:
+            for i, point in enumerate(event.linked_contacts):
+                _contact(point, f"linked_contacts[{i}]")
+    elif event.contact.type not in CONTACT_TYPES_OF_CHANNEL[event.channel]:
+        raise ContractError(
+            Rejection.INVALID_VALUE,
+            f"channel {event.channel} does not use contact type {event.contact.type} "
+            "(contract §1)",
+            "contact.type",
+        )
+
+
+def _default_to_occurred_at(record: dict[str, Any], name: str) -> None:
+    """`dispatch_at` / `received_at` absent (or None) = `occurred_at` (contract §4, §5)."""
+    if record.get(name) is None and "occurred_at" in record:
+        record[name] = record["occurred_at"]
+
+
 def _parse(obj: Any, *, check_contacts: bool) -> Event:
-    fields = _Fields(obj, "")
-    event_type = fields.choice("type", EventType)
-    event = _PARSERS[event_type](fields, check_contacts)
-    fields.done(IGNORED_FIELDS if event_type is EventType.SEND_REQUEST else frozenset())
-    return event
+    if not isinstance(obj, Mapping):
+        raise ContractError(Rejection.INVALID_VALUE, "expected an object", "")
+    kind = obj.get("type")
+    cls = _EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        if kind is None:
+            raise ContractError(Rejection.MISSING_FIELD, "required field is missing", "type")
+        allowed = ", ".join(EventType)
+        raise ContractError(Rejection.INVALID_ENUM, f"{kind!r} is not one of: {allowed}", "type")
+    record = _plan(cls).prepare(obj)
+    if record is obj:
+        record = dict(obj)
+    if cls is SendRequest:
+        for name in IGNORED_FIELDS:
+            record.pop(name, None)
+        _default_to_occurred_at(record, "dispatch_at")
+    elif cls is Unsubscribe:
+        _default_to_occurred_at(record, "received_at")
+        if "channels" in record:
+            record["channels"] = _channels(record["channels"])
+    try:
+        event: Event = msgspec.convert(record, cls)  # type: ignore[assignment]
+    except msgspec.ValidationError as exc:
+        raise _rejection(exc) from None
+    _check(event, check_contacts)
+    return _millis(event)
 
 
 def parse_event(obj: Mapping[str, Any]) -> Event:
-    """Validate one input record against contract.md v1.3 and build the typed event."""
+    """Validate one input record against contract.md v1.4 and build the typed event:
+    msgspec checks types, enums, required and unknown fields; the pre-pass above handles
+    absent-as-None and timestamps, `_check` what types cannot say."""
     return _parse(obj, check_contacts=True)
 
 
@@ -623,23 +438,30 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
     }
 
 
+class _DecisionShape(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The contract §6 JSON object (a `Decision` is stored as an array)."""
+
+    request_id: NonEmpty
+    tenant: NonEmpty
+    legal_entity: NonEmpty
+    channel: Channel
+    decision: Outcome
+    reason_code: Reason
+    legal_basis: LegalBasis
+    rule_ids: tuple[str, ...]
+    evidence: tuple[str, ...]
+    rulebook_version: NonEmpty
+    as_of: datetime
+    decided_at: datetime | None = None
+    revokes: bool = False
+
+
 def decision_from_dict(obj: Mapping[str, Any]) -> Decision:
     """Inverse of `decision_to_dict` (state changelog, audit)."""
-    fields = _Fields(obj, "")
-    decision = Decision(
-        request_id=fields.text("request_id"),
-        tenant=fields.text("tenant"),
-        legal_entity=fields.text("legal_entity"),
-        channel=fields.choice("channel", Channel),
-        decision=fields.choice("decision", Outcome),
-        reason_code=fields.choice("reason_code", Reason),
-        legal_basis=fields.choice("legal_basis", LegalBasis),
-        rule_ids=fields.texts("rule_ids"),
-        evidence=fields.texts("evidence"),
-        rulebook_version=fields.text("rulebook_version"),
-        as_of=fields.instant("as_of"),
-        decided_at=fields.instant_or_none("decided_at"),
-        revokes=fields.flag("revokes"),
-    )
-    fields.done()
-    return decision
+    if not isinstance(obj, Mapping):
+        raise ContractError(Rejection.INVALID_VALUE, "expected an object", "")
+    try:
+        shape = msgspec.convert(_plan(_DecisionShape).prepare(obj), _DecisionShape)
+    except msgspec.ValidationError as exc:
+        raise _rejection(exc) from None
+    return Decision(*msgspec.structs.astuple(shape))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,22 @@ class Policy:
     )
     broadcast_active_days: int = 90
     min_consent_age: int = 16
+    idempotency_horizon_days: int = 30
     similarity_families: tuple[frozenset[str], ...] = ()
     similar: Mapping[str, frozenset[str]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    idempotency_horizon: timedelta = field(
+        default=timedelta(days=30), init=False, repr=False, compare=False
+    )
+    """Contract §8: how long a repeated `request_id` / `event_id` of one contact point is
+    recognised, in event time (`idempotency_horizon_days` as a timedelta)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "similar", similarity_map(self.similarity_families))
+        object.__setattr__(
+            self, "idempotency_horizon", timedelta(days=self.idempotency_horizon_days)
+        )
 
     def is_similar(self, promo_category: str, bought: frozenset[str]) -> bool:
         """R-SOFTOPTIN-3: the promoted category is (similar to) one that was bought."""
@@ -100,6 +109,7 @@ _INT_SETTINGS = (
     "phone_relation_months",
     "broadcast_active_days",
     "min_consent_age",
+    "idempotency_horizon_days",
 )
 _SETTINGS = frozenset(
     {

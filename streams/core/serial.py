@@ -1,4 +1,6 @@
-"""JSON-able round trip of a contact state (the Kafka changelog of the stream job).
+"""Format 1 of the stored contact state (JSON, before issue 16): still read, so that a
+changelog or store written by an older worker loads; no longer written except by the
+migration test.
 
 Facts are encoded field by field from their dataclass type hints: enums as their value,
 instants as RFC 3339 (UTC), frozensets as sorted lists.
@@ -6,13 +8,14 @@ instants as RFC 3339 (UTC), frozensets as sorted lists.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
+
+from msgspec.structs import fields as struct_fields
 
 from streams.core.enums import Channel, LegalBasis, Outcome, Reason
 from streams.core.eventtime import format_rfc3339
@@ -22,6 +25,7 @@ from streams.core.model import (
     Decision,
     OpenApproval,
     OrderFact,
+    SeenEvent,
     SendRequest,
     SuppressionFact,
     TouchpointFact,
@@ -111,12 +115,12 @@ def _enum_decoder(cls: type[Enum]) -> Callable[[Any], Any]:
 
 def _field_decoders(cls: type[Any]) -> dict[str, Callable[[Any], Any]]:
     hints = typing.get_type_hints(cls)
-    return {f.name: _decoder(hints[f.name]) for f in dataclasses.fields(cls)}
+    return {f.name: _decoder(hints[f.name]) for f in struct_fields(cls)}
 
 
 def _field_encoders(cls: type[Any]) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
     hints = typing.get_type_hints(cls)
-    return tuple((f.name, _encoder(hints[f.name])) for f in dataclasses.fields(cls))
+    return tuple((f.name, _encoder(hints[f.name])) for f in struct_fields(cls))
 
 
 _FACT_TYPES = (OrderFact, ConsentFact, SuppressionFact, TouchpointFact)
@@ -195,7 +199,7 @@ def _decision_from_dict(data: Mapping[str, Any]) -> Decision:
     )
 
 
-_DECISION_FIELDS = frozenset(f.name for f in dataclasses.fields(Decision))
+_DECISION_FIELDS = frozenset(f.name for f in struct_fields(Decision))
 
 
 def state_to_dict(state: ContactState) -> dict[str, Any]:
@@ -232,9 +236,32 @@ def _approval(data: Mapping[str, Any]) -> OpenApproval:
     )
 
 
+def _migrated_seen(
+    data: Mapping[str, Any], facts_until: datetime | None, decided: Mapping[str, Decision]
+) -> dict[str, SeenEvent]:
+    """Format 1 kept bare event ids: each is taken as seen at the latest instant the
+    state knows (so it is kept a full horizon) with unknown content (a repeat is ignored,
+    never rejected as conflicting)."""
+    ids = data["seen_event_ids"]
+    if not ids:
+        return {}
+    instants = [d.as_of for d in decided.values()]
+    instants += [_instant(f["occurred_at"]) for f in data["suppressions"]]
+    if facts_until is not None:
+        instants.append(facts_until)
+    if not instants:
+        return {}
+    seen = SeenEvent(max(instants), 0)
+    return dict.fromkeys(ids, seen)
+
+
 def state_from_dict(data: Mapping[str, Any]) -> ContactState:
     if data.get("format") != STATE_FORMAT:
         raise ValueError(f"unknown contact state format {data.get('format')!r}")
+    decided = {rid: _decision_from_dict(d) for rid, d in data["decided"].items()}
+    approvals = tuple(_approval(a) for a in data["open_approvals"])
+    facts_until = None if data["facts_until"] is None else _instant(data["facts_until"])
+    seen = _migrated_seen(data, facts_until, decided)
     return ContactState(
         orders=tuple(_fact_from_dict(OrderFact, f) for f in data["orders"]),
         consents=tuple(_fact_from_dict(ConsentFact, f) for f in data["consents"]),
@@ -242,8 +269,8 @@ def state_from_dict(data: Mapping[str, Any]) -> ContactState:
         touchpoints=tuple(_fact_from_dict(TouchpointFact, f) for f in data["touchpoints"]),
         relay_entities=frozenset(data["relay_entities"]),
         relay_kept=frozenset(data["relay_kept"]),
-        facts_until=None if data["facts_until"] is None else _instant(data["facts_until"]),
-        seen_event_ids=frozenset(data["seen_event_ids"]),
-        decided={rid: _decision_from_dict(d) for rid, d in data["decided"].items()},
-        open_approvals=tuple(_approval(a) for a in data["open_approvals"]),
+        facts_until=facts_until,
+        seen_event_ids=seen,
+        decided=decided,
+        open_approvals=approvals,
     )

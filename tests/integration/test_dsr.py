@@ -167,7 +167,7 @@ def test_erasure_deletes_facts_in_state_and_view_and_blocks_reimport(redis_url: 
         assert [c["event_id"] for c in final_dump["consents"]] == ["T100-e04"]
         for _, _, r in shell.steps:  # no raw address in any state ever written
             assert not leaks(json.dumps(dump_state(r.state)), forms)
-            assert not leaks(encode_state(r.state).decode(), forms)
+            assert not leaks(encode_state(r.state).decode("utf-8", "surrogateescape"), forms)
         # the later import of the same address is still blocked
         final_steps = [s for s in shell.steps if s[0] == "T100-e05"]
         assert [d.reason_code for d in final_steps[0][2].decisions] == ["BLOCK_ERASED"]

@@ -37,9 +37,10 @@ from unit.view.viewkit import (
     scenario_files,
 )
 
-from streams.core.engine import DecisionEngine, dump_state, status_view
+from streams.core.engine import DecisionEngine, status_view
 from streams.core.enums import CHANNELS_OF_CONTACT_TYPE, Channel, ContactType
 from streams.core.policy import PolicyBook
+from streams.gate.state_codec import encode_state
 from streams.view.http import make_status_app
 from streams.view.projection import META_KEY_SUFFIX, StatusView, project, state_event_time
 
@@ -406,7 +407,7 @@ def test_view_rebuild_from_the_changelog(
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for a in applied:  # every intermediate state, as the table's changelog has them
         producer.produce(topic, key=a.key.encode(),
-                         value=json.dumps(dump_state(a.state)).encode(),
+                         value=encode_state(a.state),
                          partition=int(a.key[:8], 16) % 3)
     for key in tombstoned:
         producer.produce(topic, key=key.encode(), value=None, partition=int(key[:8], 16) % 3)

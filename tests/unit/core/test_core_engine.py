@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from core_events import (
     EMAIL,
     PHONE,
@@ -22,21 +23,21 @@ from core_events import (
     unsubscribe,
 )
 
-from streams.core.apply import apply
 from streams.core.engine import (
+    ConflictingDuplicate,
     contact_points,
     dump_state,
-    load_state,
     release_due,
     status_view,
     step,
 )
 from streams.core.enums import Channel, ContactType
-from streams.core.jsonl import decide_lines
+from streams.core.jsonl import LineRejection, decide_lines
 from streams.core.keys import contact_key
 from streams.core.model import ContactPoint, ContactState, Decision, SendRequest
 from streams.core.parse import parse_event
-from streams.core.policy import DEFAULT_POLICY
+from streams.core.policy import DEFAULT_POLICY, Policy, PolicyBook
+from streams.gate.state_codec import decode_state, encode_state
 
 EMAIL_POINT = ContactPoint(ContactType.EMAIL, EMAIL["value"])
 
@@ -67,12 +68,12 @@ def test_contact_points_fan_out_normalised_and_unique() -> None:
     assert [p.type for p in contact_points(objection)] == ["email", "phone", "postal"]
 
 
-def test_fold_is_idempotent_on_event_id() -> None:
+def test_step_is_idempotent_on_event_id() -> None:
     event = parse_event(consent())
-    once = apply(ContactState.empty(), event)
-    assert apply(once, event) is once
+    once = step(ContactState.empty(), event, DEFAULT_POLICY, EMAIL_POINT).state
+    assert once.consents and event.event_id in once.seen_event_ids
     result = step(once, event, DEFAULT_POLICY, EMAIL_POINT)
-    assert result.state is once and not result.decisions
+    assert result.state is once and not result.decisions and not result.conflicting
 
 
 def test_same_request_id_is_decided_once() -> None:
@@ -86,16 +87,74 @@ def test_same_request_id_is_decided_once() -> None:
     assert result.duplicate.request_id == "r-once"
 
 
-def test_request_id_is_decided_once_across_contact_points() -> None:
+def test_request_id_reused_for_another_contact_point_is_a_separate_request() -> None:
+    """Contract v1.4 §7: idempotency is per contact point."""
     first = send(request_id="r-x")
     other = send(request_id="r-x", contact=PHONE, channel="sms")
-    assert len(run([first, other])) == 1
+    assert [d.channel for d in run([first, other])] == ["email", "sms"]
 
 
-def test_repeated_event_id_is_ignored_whatever_it_carries() -> None:
-    request = send(event_id="e-dup")
-    clash = send(event_id="e-dup")
-    assert len(run([request, clash])) == 1
+def test_repeated_event_id_with_other_content_is_a_conflicting_duplicate() -> None:
+    """Contract v1.4 §1: rejected as `conflicting_duplicate`, state unchanged."""
+    request = send(event_id="e-dup", request_id="r-1")
+    clash = send(event_id="e-dup", request_id="r-2")
+    feed = engine()
+    assert len(feed.feed(parse_event(request))) == 1
+    before = dict(feed.states)
+    with pytest.raises(ConflictingDuplicate) as caught:
+        feed.feed(parse_event(clash))
+    assert (caught.value.reason, caught.value.field) == ("conflicting_duplicate", "event_id")
+    assert feed.states == before
+    state = next(iter(before.values()))
+    result = step(state, parse_event(clash), DEFAULT_POLICY, EMAIL_POINT)
+    assert result.conflicting and result.state is state and not result.decisions
+
+
+def test_repeat_differing_only_in_spelling_and_offset_is_the_same_event() -> None:
+    """"After defaults and normalisation": another spelling of the address, the same
+    instant written with another offset, an explicit default."""
+    first = consent(at="2026-05-01T12:00:00+02:00")
+    again = json.loads(json.dumps(first))
+    again["contact"]["value"] = " " + again["contact"]["value"].upper()
+    again["occurred_at"] = "2026-05-01T10:00:00.0004Z"
+    again["recipient_kind"] = "consumer"
+    feed = engine()
+    feed.feed(parse_event(first))
+    before = dict(feed.states)
+    assert feed.feed(parse_event(again)) == [] and feed.states == before
+
+
+def test_conflicting_on_one_contact_point_rejects_the_whole_order() -> None:
+    first = order(event_id="e-o", order_id="o-9", contacts=[{"contact": EMAIL}])
+    clash = order(
+        event_id="e-o", order_id="o-9", contacts=[{"contact": EMAIL}, {"contact": PHONE}]
+    )
+    feed = engine()
+    feed.feed(parse_event(first))
+    before = dict(feed.states)
+    with pytest.raises(ConflictingDuplicate):
+        feed.feed(parse_event(clash))
+    assert feed.states == before
+
+
+def test_idempotency_horizon_bounds_request_and_event_ids() -> None:
+    """Contract §7/§8: a request_id decided 30 days or more before is decided again, and
+    the state forgets ids older than the horizon."""
+    base = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    first = send(request_id="r-h", at="2026-05-01T12:00:00Z")
+    within = send(request_id="r-h", at="2026-05-31T11:59:59.999Z")
+    past = send(request_id="r-h", at="2026-05-31T12:00:00Z")
+    state, decided = _fold([consent(), first])
+    assert len(decided) == 1
+    dup = step(state, parse_event(within), DEFAULT_POLICY, EMAIL_POINT)
+    assert dup.duplicate == decided[0] and dup.state is state
+    again = step(state, parse_event(past), DEFAULT_POLICY, EMAIL_POINT)
+    assert len(again.decisions) == 1
+    assert set(again.state.decided) == {"r-h"}
+    assert again.state.decided["r-h"].as_of == base + timedelta(days=30)
+    assert parse_event(first).event_id not in again.state.seen_event_ids
+    short = PolicyBook(Policy(idempotency_horizon_days=1))
+    assert step(state, parse_event(within), short.default_policy, EMAIL_POINT).decisions
 
 
 def test_late_objection_revokes_an_open_approval() -> None:
@@ -179,12 +238,13 @@ def test_release_due() -> None:
     assert len(due) == 1 and released.open_approvals == ()
 
 
-def test_state_round_trips_through_json(scenario_dir: Path) -> None:
+def test_state_round_trips_through_the_stored_codec(scenario_dir: Path) -> None:
     for path in sorted(scenario_dir.glob("T*.jsonl")):
         feed = engine()
         list(decide_lines(path.read_text(encoding="utf-8").splitlines(), feed))
         for state in feed.states.values():
-            assert load_state(json.loads(json.dumps(dump_state(state)))) == state
+            assert decode_state(encode_state(state)) == state
+            assert json.loads(json.dumps(dump_state(state)))["format"] == 2
 
 
 def test_replaced_order_is_forgotten_on_contacts_it_no_longer_lists() -> None:
@@ -226,3 +286,14 @@ def test_decide_does_not_need_the_contact_value() -> None:
     from streams.core.engine import redact
 
     assert decide(state, request, DEFAULT_POLICY) == decide(state, redact(request), DEFAULT_POLICY)
+
+
+def test_decide_reports_a_conflicting_duplicate_like_any_rejected_line() -> None:
+    request = send(event_id="e-c", request_id="r-c1")
+    clash = send(event_id="e-c", request_id="r-c2")
+    lines = [json.dumps(request), json.dumps(clash), json.dumps(request)]
+    out = list(decide_lines(lines, engine()))
+    assert isinstance(out[0], Decision) and out[0].request_id == "r-c1"
+    assert len(out) == 2 and isinstance(out[1], LineRejection)
+    assert (out[1].line, out[1].reason, out[1].field) == (2, "conflicting_duplicate", "event_id")
+    assert out[1].describe().startswith("line 2: field event_id: conflicting_duplicate")

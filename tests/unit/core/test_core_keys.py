@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from streams.core.enums import ContactType
@@ -54,3 +56,32 @@ def test_separators_in_parts_cannot_collide() -> None:
 def test_input_key() -> None:
     point = ContactPoint(ContactType.EMAIL, " A@B.nl")
     assert input_key("t1", point) == "t1|email|a@b.nl"
+
+
+_NFD = unicodedata.normalize("NFD", "Jan@Bücher.de")
+
+
+@pytest.mark.parametrize(
+    "raw", ["Jan@Bücher.de", "jan@xn--bcher-kva.de", _NFD, " JAN@BÜCHER.DE ", "jan@bücher.de"]
+)
+def test_every_spelling_of_an_international_mailbox_is_one_contact_point(raw: str) -> None:
+    """Contract v1.4 §1: NFC, lower case, IDNA ASCII domain (UTS #46)."""
+    assert _NFD != "Jan@Bücher.de"
+    point = normalise(ContactPoint(ContactType.EMAIL, raw))
+    assert point.value == "jan@xn--bcher-kva.de"
+    assert contact_key(b"k", "t", ContactPoint(ContactType.EMAIL, raw)) == contact_key(
+        b"k", "t", ContactPoint(ContactType.EMAIL, "jan@xn--bcher-kva.de")
+    )
+    assert input_key("t", ContactPoint(ContactType.EMAIL, raw)) == "t|email|jan@xn--bcher-kva.de"
+
+
+def test_unicode_local_part_is_nfc_and_lower_case() -> None:
+    raw = unicodedata.normalize("NFD", "ÉLODIE@Example.fr")
+    assert normalise(ContactPoint(ContactType.EMAIL, raw)).value == "élodie@example.fr"
+
+
+@pytest.mark.parametrize("raw", ["a@exa_mple.com", "a@-bad-.nl", "a@xn--zz.de", "a@b..nl", "a@"])
+def test_an_email_domain_without_idna_form_is_an_invalid_value(raw: str) -> None:
+    with pytest.raises(ContractError) as err:
+        normalise(ContactPoint(ContactType.EMAIL, raw))
+    assert (err.value.reason, err.value.field) == (Rejection.INVALID_VALUE, "contact.value")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_events import consent, order, send, signup, unsubscribe
+from core_events import consent, final, order, send, signup, unsubscribe
 
 from streams.core.enums import Channel, ContactType
 from streams.core.errors import ContractError, Rejection
@@ -240,3 +240,24 @@ def test_decision_round_trip() -> None:
         "revokes",
     }  # fmt: skip
     assert decision_from_dict(json.loads(json.dumps(data))) == decision
+
+
+@pytest.mark.parametrize(
+    ("written", "millis"),
+    [
+        ("2026-11-23T10:00:00.0009Z", 0),
+        ("2026-11-23T10:00:00.1239+01:00", 123_000),
+        ("2026-11-23T10:00:00.123456789Z", 123_000),
+        ("2026-11-23T10:00:00.5Z", 500_000),
+    ],
+)
+def test_timestamps_are_truncated_to_the_millisecond(written: str, millis: int) -> None:
+    """Contract v1.4: a finer fraction is truncated, in JSON as in the Avro shape."""
+    raw = send(at=written)
+    event = parse_event(raw)
+    assert event.occurred_at.microsecond == millis
+    assert isinstance(event, SendRequest) and event.dispatch_at == event.occurred_at
+    fine = datetime(2026, 11, 23, 9, 0, 0, millis + 999, tzinfo=UTC)
+    assert parse_event(_avro_shape(raw) | {"occurred_at": fine}).occurred_at.microsecond == millis
+    decision = final([consent(), send(at=written, dispatch_at=written)])
+    assert decision.as_of.microsecond == millis
