@@ -90,3 +90,18 @@ def scrape(port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
+
+
+def publish_serially(bootstrap: str, prefix: str, events: Iterable[dict[str, Any]],
+                     config: dict[str, Any] | None = None) -> int:
+    """Publish with the SDK, each event acknowledged before the next (a shop publishing
+    serially): the gate's merge order is then the publishing order."""
+    from streams.client import SendgateProducer
+
+    n = 0
+    with SendgateProducer(bootstrap, codec(), topic_prefix=prefix, config=config) as sdk:
+        for event in events:
+            sdk.publish({k: v for k, v in event.items() if k != "expect"})
+            sdk.flush()
+            n += 1
+    return n

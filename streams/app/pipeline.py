@@ -15,8 +15,8 @@ dead-letter *reason*; only `sends.approved` carries the (normalised) contact for
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,25 +32,38 @@ from streams.core.keys import contact_key, input_key
 from streams.core.model import ContactPoint, Decision, Event, SendRequest
 from streams.core.parse import decision_to_dict, parse_event
 from streams.core.policy import PolicyBook
-
-Headers = list[tuple[str, bytes]]
-
-H_CONTACT_INDEX = "sg-contact-index"
-H_SOURCE = "sg-source"
-H_EVENT_TYPE = "sg-event-type"
-H_TRACEPARENT = "traceparent"
-H_TRACESTATE = "tracestate"
-PASSTHROUGH_HEADERS = (H_TRACEPARENT, H_TRACESTATE)
+from streams.gate.records import (
+    H_CONTACT_INDEX as H_CONTACT_INDEX,
+)
+from streams.gate.records import (
+    H_EVENT_TYPE as H_EVENT_TYPE,
+)
+from streams.gate.records import (
+    H_SOURCE as H_SOURCE,
+)
+from streams.gate.records import (
+    H_TRACEPARENT as H_TRACEPARENT,
+)
+from streams.gate.records import (
+    H_TRACESTATE as H_TRACESTATE,
+)
+from streams.gate.records import (
+    PASSTHROUGH_HEADERS as PASSTHROUGH_HEADERS,
+)
+from streams.gate.records import (
+    Headers as Headers,
+)
+from streams.gate.records import (
+    OutRecord as OutRecord,
+)
+from streams.gate.records import (
+    header as header,
+)
+from streams.gate.records import (
+    headers_as_list as headers_as_list,
+)
 
 MAX_PAYLOAD_BYTES = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,29 +84,9 @@ class GateOutcome:
     contact: ContactPoint
 
 
-def headers_as_list(headers: Any) -> Headers:
-    """faust hands headers over as a mapping or a list of pairs; normalise to pairs."""
-    if not headers:
-        return []
-    items: Iterable[tuple[str, Any]] = headers.items() if isinstance(headers, Mapping) else headers
-    out: Headers = []
-    for k, v in items:
-        if v is None:
-            continue
-        out.append((str(k), v if isinstance(v, bytes) else str(v).encode()))
-    return out
-
-
 def message_headers(msg: Any) -> Headers:
     """Headers of a confluent-kafka message as (str, bytes) pairs."""
     return headers_as_list(msg.headers())
-
-
-def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
-    for k, v in headers:
-        if k == name:
-            return v
-    return None
 
 
 def _utc_now() -> datetime:

@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter, Setter
@@ -28,8 +28,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from streams.app.pipeline import GateOutcome, IngestOutcome, OutRecord, headers_as_list
 from streams.config import Settings
+from streams.core.errors import RejectedRecord
+from streams.gate.records import OutRecord, headers_as_list
+
+if TYPE_CHECKING:
+    from streams.app.pipeline import GateOutcome, IngestOutcome
+    from streams.gate.gate import Folded
 
 log = logging.getLogger("sendgate.telemetry")
 
@@ -142,6 +147,21 @@ class Telemetry:
     def serve_metrics(self, port: int) -> None:
         start_http_server(port, addr="127.0.0.1", registry=self.metrics.registry)
 
+    def on_admit(self, topic: str, rejection: RejectedRecord | None) -> None:
+        self.metrics.events.labels(topic=topic).inc()
+        if rejection is not None:
+            self.metrics.dead_letters.labels(reason=rejection.reason.value).inc()
+            self.metrics.outcomes.labels(stage="ingest", outcome="dead_letter").inc()
+        else:
+            self.metrics.outcomes.labels(stage="ingest", outcome="forwarded").inc()
+
+    def on_dead_letter(self, reason: str) -> None:
+        self.metrics.dead_letters.labels(reason=reason).inc()
+        self.metrics.outcomes.labels(stage="gate", outcome="dead_letter").inc()
+
+    def on_fold(self, folded: Folded, span: Any) -> None:
+        self.on_gate(folded, span, None)
+
     def on_ingest(self, topic: str, outcome: IngestOutcome) -> None:
         self.metrics.events.labels(topic=topic).inc()
         if outcome.rejection is not None:
@@ -170,7 +190,7 @@ class Telemetry:
         ) as span:
             yield span
 
-    def on_gate(self, outcome: GateOutcome, span: Any, msg: Any) -> None:
+    def on_gate(self, outcome: GateOutcome | Folded, span: Any, msg: Any) -> None:
         etype = str(getattr(outcome.event.type, "value", outcome.event.type))
         self.metrics.contact_events.labels(event_type=etype).inc()
         if outcome.duplicate:
@@ -211,4 +231,4 @@ class Telemetry:
         headers = [(k, v) for k, v in rec.headers if k not in ("traceparent", "tracestate")]
         ctx = trace.set_span_in_context(span) if span is not None else None
         propagate.inject(headers, context=ctx, setter=SETTER)
-        return OutRecord(rec.topic, rec.key, rec.value, headers)
+        return OutRecord(rec.topic, rec.key, rec.value, headers, rec.partition, rec.timestamp_ms)

@@ -1,11 +1,15 @@
-"""Issue 4 §6a and §6e: the 110 shared scenarios through a real worker on the real broker.
+"""Issue 4 §6a/§6e, issue 15 §4/§7: the 110 shared scenarios through a real worker.
 
-Every scenario file is published to the input topics in file order (BarrierFeeder), and
-the final decision per request on the output topics must equal what the core alone
-(`sendgate decide`) gives on the same file — field by field, not just the expect. Then
-the worker is stopped, restarted on an EMPTY data dir (state comes back from the
-changelog topic only) and every judged request is sent again under a new request id:
-the answers must again equal the core's.
+The Kafka runtime: every scenario file is published with the SDK, serially (each event
+acknowledged before the next), as a backlog; then a worker starts cold on it. Its task
+merge follows the logs' order, so the final decision per request on the output topics
+must equal what the core alone (`sendgate decide`) gives on the same events — field by
+field, not just the expect. Then the worker is stopped, restarted on an EMPTY data dir
+(state comes back from the changelog topic only) and every judged request is sent again
+under a new request id: the answers must again equal the core's.
+
+The faust adapter (`--runtime faust`) has no merge order; it is fed in lock-step rounds
+(BarrierFeeder) as before.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from streamkit import (
     codec,
     comparable,
     make_topics,
+    publish_serially,
     reference_decisions,
     running,
     scenario_dir,
@@ -47,8 +52,9 @@ def _again(files: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
     return out
 
 
+@pytest.mark.parametrize("runtime", ["kafka", "faust"])
 def test_scenarios_through_the_worker_match_decide(
-    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path, runtime: str
 ) -> None:
     prefix = unique_name + "."
     make_topics(kafka_bootstrap, prefix)
@@ -64,11 +70,15 @@ def test_scenarios_through_the_worker_match_decide(
 
     c = codec()
     reader = OutputReader(kafka_bootstrap, c, topic_prefix=prefix)
-    w1 = worker(kafka_bootstrap, prefix, tmp_path, "first")
+    env = {"SENDGATE_RUNTIME": runtime}
+    if runtime == "kafka":
+        publish_serially(kafka_bootstrap, prefix, flat)
+    w1 = worker(kafka_bootstrap, prefix, tmp_path, "first", env)
     with running([w1], kafka_bootstrap):
-        feeder = BarrierFeeder(kafka_bootstrap, c, topic_prefix=prefix, timeout=120)
-        feeder.feed(files)
-        feeder.close()
+        if runtime == "faust":
+            feeder = BarrierFeeder(kafka_bootstrap, c, topic_prefix=prefix, timeout=120)
+            feeder.feed(files)
+            feeder.close()
         observed = reader.wait_for_requests(expected, timeout=180, settle=2.0)
 
     got = {rid: comparable(observed.final(rid) or {}) for rid in expected}
@@ -92,11 +102,14 @@ def test_scenarios_through_the_worker_match_decide(
                     assert final[k] == v, f"{path.name} {obj['request_id']} {k}"
 
     # restart on an empty data dir: state must come back from the changelog
-    w2 = worker(kafka_bootstrap, prefix, tmp_path, "second")
+    w2 = worker(kafka_bootstrap, prefix, tmp_path, "second", env)
     with running([w2], kafka_bootstrap):
-        feeder = BarrierFeeder(kafka_bootstrap, c, topic_prefix=prefix, timeout=120)
-        feeder.feed(again)
-        feeder.close()
+        if runtime == "faust":
+            feeder = BarrierFeeder(kafka_bootstrap, c, topic_prefix=prefix, timeout=120)
+            feeder.feed(again)
+            feeder.close()
+        else:
+            publish_serially(kafka_bootstrap, prefix, [e for f in again for e in f])
         observed = reader.wait_for_requests(expected_again, timeout=180, settle=2.0)
     reader.close()
     got = {rid: comparable(observed.final(rid) or {}) for rid in expected_again}

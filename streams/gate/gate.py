@@ -1,0 +1,414 @@
+"""The gate: one typed component between a runtime and the pure core (issue 15 §6).
+
+    admit(input record)        decode, validate, check the key → the event and its routed
+                               contact points, or one dead letter (contract §1, §2, §4)
+    forward(admitted, route)   the record for the internal topic that carries an extra
+                               contact (or a record on the wrong partition) to its owner
+    fold(store, ...)           load state through a `StateStore`, `step`, store the new
+                               state, encode decisions (approved / blocked / revoked) and
+                               the stored decision of a repeated request (contract §6, §7)
+
+No Kafka, no Redis: the Kafka task runtime, the faust adapter and the tests run the same
+object with their own store. No raw contact value leaves through the blocked or revoked
+topics, the state or a dead letter's reason; only `sends.approved` carries the normalised
+contact for the ESP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from streams import topics as T
+from streams.codecs.base import Codec
+from streams.core.apply import forget_order
+from streams.core.engine import ContactState, contact_points, step
+from streams.core.errors import ContractError, DecodeError, RejectedRecord, Rejection
+from streams.core.keys import input_key, normalised_contact_key
+from streams.core.model import ContactPoint, Decision, Event, Order, SendRequest
+from streams.core.parse import decision_to_dict, parse_event
+from streams.core.policy import PolicyBook
+from streams.gate.records import (
+    H_CONTACT_INDEX,
+    H_EVENT_TYPE,
+    H_FORGET,
+    H_SOURCE,
+    PASSTHROUGH_HEADERS,
+    Headers,
+    InRecord,
+    OutRecord,
+    header,
+)
+from streams.gate.routing import partition_for
+from streams.gate.state_codec import ViewHint
+
+MAX_PAYLOAD_BYTES = 1 << 20
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+"""Dead-letter reason of an event_id repeated with other content (contract v1.4)."""
+
+
+class StateStore(Protocol):
+    """Contact states by HMAC contact key (bytes), as the gate reads and writes them."""
+
+    def get(self, key: bytes) -> ContactState | None: ...
+
+    def put(self, key: bytes, state: ContactState, hint: ViewHint) -> None: ...
+
+
+class MemoryStore:
+    """A dict: unit tests, `decide`-like replays."""
+
+    def __init__(self) -> None:
+        self.states: dict[bytes, ContactState] = {}
+        self.hints: dict[bytes, ViewHint] = {}
+
+    def get(self, key: bytes) -> ContactState | None:
+        return self.states.get(key)
+
+    def put(self, key: bytes, state: ContactState, hint: ViewHint) -> None:
+        self.states[key] = state
+        self.hints[key] = hint
+
+
+class Span(Protocol):
+    def set_attribute(self, key: str, value: str | bool | int) -> None: ...
+
+
+class GateTelemetry(Protocol):
+    """What the gate reports (streams.app.telemetry.Telemetry implements it)."""
+
+    def on_admit(self, topic: str, rejection: RejectedRecord | None) -> None: ...
+
+    def on_dead_letter(self, reason: str) -> None: ...
+
+    def decision_span(self, rec: InRecord) -> AbstractContextManager[Span | None]: ...
+
+    def on_fold(self, folded: Folded, span: Span | None) -> None: ...
+
+    def inject(self, rec: OutRecord, span: Span | None) -> OutRecord: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One contact point of an admitted record and the partition whose task owns it."""
+
+    index: int
+    contact: ContactPoint
+    key: bytes
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    record: InRecord
+    event: Event
+    routes: tuple[Route, ...]
+    passthrough: Headers
+
+    @property
+    def event_type(self) -> str:
+        return _type_of(self.event)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    rejection: RejectedRecord
+    dead_letter: OutRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEvent:
+    """What a fold needs: the event, the contact point it is folded for, its key."""
+
+    event: Event
+    contact: ContactPoint
+    key: bytes
+    passthrough: Headers
+    forget: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    state: ContactState
+    outputs: tuple[OutRecord, ...]
+    decisions: tuple[Decision, ...]
+    duplicate: bool
+    event: Event
+    contact: ContactPoint
+    dead_letter: OutRecord | None = None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _type_of(event: Event) -> str:
+    etype = event.type
+    return str(getattr(etype, "value", etype))
+
+
+def _passthrough(headers: Headers) -> Headers:
+    return [(k, v) for k, v in headers if k in PASSTHROUGH_HEADERS]
+
+
+_EVENT_TYPE_BYTES: dict[str, bytes] = {t: t.encode() for t in T.EVENT_TYPES}
+
+
+class Gate:
+    """Admit, route and fold records for one deployment (codec, policies, secret, topics)."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        policies: PolicyBook,
+        secret: bytes,
+        *,
+        partitions: int = T.DEFAULT_PARTITIONS,
+        topic_prefix: str = "",
+        clock: Callable[[], datetime] = _utc_now,
+        telemetry: GateTelemetry | None = None,
+        max_payload: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.codec = codec
+        self.policies = policies
+        self.secret = secret
+        self.partitions = partitions
+        self.clock = clock
+        self.telemetry = telemetry
+        self.max_payload = max_payload
+        self.contact_events_topic = topic_prefix + T.CONTACT_EVENTS
+        self.dead_letter_topic = topic_prefix + T.DEAD_LETTER
+        self.approved_topic = topic_prefix + T.APPROVED
+        self.blocked_topic = topic_prefix + T.BLOCKED
+        self.revoked_topic = topic_prefix + T.REVOKED
+        self.input_records = {topic_prefix + n: r for n, r in T.INPUT_RECORDS.items()}
+
+    # -- admission -------------------------------------------------------------------
+
+    def is_input(self, topic: str) -> bool:
+        return topic in self.input_records
+
+    def admit(self, rec: InRecord) -> Admitted | Rejected:
+        """Decode, validate and route one input record; never raises."""
+        try:
+            expected = self.input_records.get(rec.topic)
+            if expected is None:
+                raise DecodeError(Rejection.WRONG_TOPIC, f"not an input topic: {rec.topic}")
+            event, points = admit_value(self.codec, expected, rec.key, rec.value,
+                                        self.max_payload)
+        except RejectedRecord as exc:
+            return self._rejected(rec, exc)
+        except Exception as exc:  # a codec or parser bug must not stop the worker
+            return self._rejected(rec, DecodeError(
+                Rejection.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+        if self.telemetry is not None:
+            self.telemetry.on_admit(rec.topic, None)
+        return Admitted(rec, event, self.routes(event, points), _passthrough(rec.headers))
+
+    def routes(self, event: Event, points: tuple[ContactPoint, ...]) -> tuple[Route, ...]:
+        tenant, secret, n = event.tenant, self.secret, self.partitions
+        return tuple(
+            Route(
+                i, p, normalised_contact_key(secret, tenant, p).encode(),
+                partition_for(_input_key(tenant, p).encode(), n),
+            )
+            for i, p in enumerate(points)
+        )
+
+    def _rejected(self, rec: InRecord, exc: RejectedRecord) -> Rejected:
+        if self.telemetry is not None:
+            self.telemetry.on_admit(rec.topic, exc)
+        return Rejected(exc, self.dead_letter(rec, exc.reason.value, exc.field, exc.message))
+
+    def contact_event(self, adm: Admitted, route: Route) -> ContactEvent:
+        return ContactEvent(adm.event, route.contact, route.key, adm.passthrough)
+
+    # -- forwards (internal topic) ---------------------------------------------------
+
+    def forward(self, adm: Admitted, route: Route, *, forget: bool = False) -> OutRecord:
+        """The record that carries contact `route` of `adm` to its owner's task. It keeps
+        the origin's timestamp, so a replay of the internal topic sorts it where the
+        origin was (ordering.merge_key)."""
+        rec = adm.record
+        etype = adm.event_type
+        headers: Headers = [
+            (H_CONTACT_INDEX, str(route.index).encode()),
+            (H_SOURCE, f"{rec.topic}:{rec.partition}:{rec.offset}".encode()),
+            (H_EVENT_TYPE, _EVENT_TYPE_BYTES.get(etype) or etype.encode()),
+            *adm.passthrough,
+        ]
+        if forget:
+            headers.append((H_FORGET, b"1"))
+        return OutRecord(
+            self.contact_events_topic, route.key, rec.value or b"", headers,
+            partition=route.partition, timestamp_ms=rec.timestamp_ms,
+        )
+
+    def open_forward(self, rec: InRecord) -> ContactEvent | Rejected:
+        """The contact event a forward carries (decoded again: forwards are rare)."""
+        try:
+            etype = (header(rec.headers, H_EVENT_TYPE) or b"").decode()
+            expected = T.RECORD_FOR_EVENT_TYPE.get(etype)
+            if expected is None or rec.value is None or rec.key is None:
+                raise DecodeError(Rejection.PROCESSING_ERROR, "not a gate forward")
+            _, obj = self.codec.decode(rec.value, expected)
+            event = parse_event(obj)
+            index = int((header(rec.headers, H_CONTACT_INDEX) or b"0").decode())
+            contact = contact_points(event)[index]
+        except RejectedRecord as exc:
+            return self._rejected(rec, exc)
+        except Exception as exc:
+            return self._rejected(rec, DecodeError(
+                Rejection.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+        return ContactEvent(event, contact, rec.key, _passthrough(rec.headers),
+                            forget=header(rec.headers, H_FORGET) == b"1")
+
+    # -- fold ------------------------------------------------------------------------
+
+    def fold(self, store: StateStore, ce: ContactEvent, source: InRecord) -> Folded:
+        """Fold one contact event into the store; outputs carry the decisions. A failure
+        of the core on this event dead-letters the record (fail closed) and keeps state."""
+        tel = self.telemetry
+        span_cm: AbstractContextManager[Span | None] = (
+            tel.decision_span(source) if tel is not None else nullcontext(None)
+        )
+        with span_cm as span:
+            folded = self._fold(store, ce, source)
+            if tel is not None:
+                if folded.dead_letter is not None:
+                    reason = header(folded.dead_letter.headers, "sg-reason") or b""
+                    tel.on_dead_letter(reason.decode())
+                else:
+                    tel.on_fold(folded, span)
+                    if folded.outputs:
+                        folded = _with_outputs(
+                            folded, tuple(tel.inject(o, span) for o in folded.outputs))
+        return folded
+
+    def _fold(self, store: StateStore, ce: ContactEvent, source: InRecord) -> Folded:
+        event, contact = ce.event, ce.contact
+        try:
+            state = store.get(ce.key)
+            current = state if state is not None else ContactState.empty()
+            if ce.forget:
+                if not isinstance(event, Order) or state is None:
+                    return Folded(current, (), (), False, event, contact)
+                after = forget_order(current, event)
+                if after is not current:
+                    store.put(ce.key, after, self.hint(event, contact))
+                return Folded(after, (), (), False, event, contact)
+            result = step(current, event, self.policies.policy_for(event.tenant), contact)
+        except Exception as exc:
+            dl = self.dead_letter(source, Rejection.PROCESSING_ERROR.value, "",
+                                  f"{type(exc).__name__}: {exc}")
+            return Folded(ContactState.empty(), (), (), False, event, contact, dl)
+        if getattr(result, "conflicting", False):
+            dl = self.dead_letter(source, CONFLICTING_DUPLICATE, "event_id",
+                                  "event_id already seen with other content")
+            return Folded(current, (), (), False, event, contact, dl)
+        if result.state is not current or state is None:
+            store.put(ce.key, result.state, self.hint(event, contact))
+        emitted = list(result.decisions)
+        duplicate = result.duplicate is not None
+        if result.duplicate is not None:
+            emitted.append(result.duplicate)
+        outputs = tuple(self.output_for(d, event, ce.key, contact, ce.passthrough)
+                        for d in emitted)
+        return Folded(result.state, outputs, tuple(emitted), duplicate, event, contact)
+
+    @staticmethod
+    def hint(event: Event, contact: ContactPoint) -> ViewHint:
+        return ViewHint(event.tenant, event.occurred_at, str(contact.type))
+
+    # -- output records --------------------------------------------------------------
+
+    def output_for(
+        self, decision: Decision, event: Event, key: bytes, contact: ContactPoint,
+        passthrough: Headers,
+    ) -> OutRecord:
+        record = decision_to_dict(decision)
+        record["as_of"] = decision.as_of
+        record["decided_at"] = decision.decided_at or self.clock()
+        headers: Headers = [
+            ("sg-request-id", decision.request_id.encode()),
+            ("sg-decision", str(decision.decision).encode()),
+            *passthrough,
+        ]
+        if decision.revokes:
+            return OutRecord(self.revoked_topic, key,
+                             self.codec.encode(T.DECISION_RECORD, record), headers)
+        if str(decision.decision) == "ALLOW" and isinstance(event, SendRequest):
+            record.update(
+                contact={"type": str(contact.type), "value": contact.value},
+                dispatch_at=event.dispatch_at or event.occurred_at,
+                platform=event.platform,
+                campaign_id=event.campaign_id,
+                template_id=event.template_id,
+                declared_purpose=str(event.declared_purpose),
+                service_kind=None if event.service_kind is None else str(event.service_kind),
+            )
+            return OutRecord(self.approved_topic, key,
+                             self.codec.encode(T.APPROVED_RECORD, record), headers)
+        return OutRecord(self.blocked_topic, key,
+                         self.codec.encode(T.DECISION_RECORD, record), headers)
+
+    def dead_letter(self, rec: InRecord, reason: str, field: str, message: str) -> OutRecord:
+        """The one place a dead-letter record is built (non-negotiable 4: whole record,
+        machine-readable reason and field)."""
+        value = {
+            "source_topic": rec.topic,
+            "partition": rec.partition,
+            "offset": rec.offset,
+            "reason": reason,
+            "field": field or None,
+            "message": message[:2000],
+            "original_key": rec.key,
+            "original_value": rec.value or b"",
+            "headers": dict(rec.headers),
+            "detected_at": self.clock(),
+        }
+        return OutRecord(
+            self.dead_letter_topic, rec.key,
+            self.codec.encode(T.DEAD_LETTER_RECORD, value),
+            [("sg-reason", reason.encode()),
+             (H_SOURCE, f"{rec.topic}:{rec.partition}:{rec.offset}".encode())],
+        )
+
+
+def _with_outputs(f: Folded, outputs: tuple[OutRecord, ...]) -> Folded:
+    return Folded(f.state, outputs, f.decisions, f.duplicate, f.event, f.contact, f.dead_letter)
+
+
+def _input_key(tenant: str, point: ContactPoint) -> str:
+    return f"{tenant}|{point.type}|{point.value}"
+
+
+def admit_value(
+    codec: Codec, expected: str, key: bytes | None, value: bytes | None,
+    max_payload: int = MAX_PAYLOAD_BYTES,
+) -> tuple[Event, tuple[ContactPoint, ...]]:
+    """The admission check of every input record, shared by the worker and the re-audit.
+
+    Raises `RejectedRecord` with the dead-letter reason; what passes is a valid event whose
+    Kafka key is the catalogue's input key of its primary contact point, with its
+    normalised contact points (the fan-out).
+    """
+    if value is None:
+        raise DecodeError(Rejection.TRUNCATED, "record has no value (tombstone)")
+    if len(value) > max_payload:
+        raise DecodeError(Rejection.OVERSIZE, f"{len(value)} bytes > limit {max_payload}")
+    _, obj = codec.decode(value, expected)
+    event = parse_event(obj)
+    points = contact_points(event)
+    if key != input_key(event.tenant, points[0]).encode():
+        raise ContractError(
+            Rejection.WRONG_KEY,
+            "record key must be tenant|contact type|normalised contact of the "
+            "primary contact point (see the topic catalogue)",
+            "key",
+        )
+    return event, points
+
