@@ -105,3 +105,50 @@ def publish_serially(bootstrap: str, prefix: str, events: Iterable[dict[str, Any
             sdk.flush()
             n += 1
     return n
+
+
+def inputs_in_merge_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str, Any]]:
+    """Decoded records of the four input topics in the gate's merge order
+    (`streams.ordering.merge_key`): the order the worker folds a contact's events in,
+    and the audit replays. Undecodable records (dead letters) are left out."""
+    import heapq
+    import time as _time
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from streams import topics as T
+    from streams.ordering import TOPIC_RANK, merge_key, sequence_of
+
+    consumer = Consumer({"bootstrap.servers": bootstrap,
+                         "group.id": f"ref-{_time.time_ns()}", "enable.auto.commit": False})
+    keyed: list[tuple[tuple[int, int, int, int, int], bytes]] = []
+    rank = {prefix + spec.name: TOPIC_RANK[str(spec.event_type)] for spec in T.INPUT_SPECS}
+    ends: dict[tuple[str, int], int] = {}
+    for topic in rank:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        for p in parts:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[(topic, p)] = high
+    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+    deadline = _time.monotonic() + 120
+    while ends and _time.monotonic() < deadline:
+        for m in consumer.consume(1000, 1.0):
+            if m.error():
+                continue
+            topic, p, off = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
+            _, ts = m.timestamp()
+            keyed.append((merge_key(ts, sequence_of(m.headers()), rank[topic], p, off),
+                          m.value() or b""))
+            if off >= ends.get((topic, p), 0) - 1:
+                ends.pop((topic, p), None)
+    assert not ends, f"input partitions not read to the end: {sorted(ends)[:5]}"
+    consumer.close()
+    events: list[dict[str, Any]] = []
+    for _, value in heapq.nsmallest(len(keyed), keyed):
+        try:
+            _, rec = c.decode(value)
+        except Exception:
+            continue
+        events.append(rec)
+    return events

@@ -100,8 +100,12 @@ class TaskRuntime:
         self.changelog = changelog_topic(cfg.app_id, prefix)
         rank = {prefix + spec.name: TOPIC_RANK[str(spec.event_type)] for spec in T.INPUT_SPECS}
         rank[self.internal] = INTERNAL_RANK
-        self.merge = Merge(rank, cfg.max_task_idle_s, self._high_watermark,
-                           frozenset(self.inputs))
+        # a lagging internal partition holds the merge too (a forward appended but not yet
+        # fetched); not under exactly-once, where transaction markers count in its high
+        # watermark and would make it look behind for ever
+        waits_for = frozenset(self.inputs) | (
+            frozenset() if cfg.exactly_once else frozenset({self.internal}))
+        self.merge = Merge(rank, cfg.max_task_idle_s, self._high_watermark, waits_for)
         self.stores: dict[int, TaskStore] = {}
         self.processed: dict[TP, int] = {}  # next offset to commit per input partition
         self.assigned_hw: dict[TP, int] = {}
@@ -389,7 +393,7 @@ class TaskRuntime:
         tasks = sorted({tp.partition for tp in partitions})
         log.info("assigned tasks %s", tasks)
         started = time.monotonic()
-        restored = sum(self._open_task(p) for p in tasks)
+        restored = self._open_tasks(tasks)
         if restored:
             secs = time.monotonic() - started
             log.info("restored %d changelog records in %.2fs (%.0f/s)", restored, secs,
@@ -429,66 +433,75 @@ class TaskRuntime:
             store.close()
         self.stores.clear()
 
-    def _open_task(self, p: int) -> int:
-        path = self.cfg.data_dir / f"task-{p}"
-        store = TaskStore(path, p, self.cfg.store)
-        try:
-            restored = self._restore(store)
-        except _Stale:
-            store.close()
-            TaskStore.wipe(path)
-            store = TaskStore(path, p, self.cfg.store)
-            restored = self._restore(store)
-        self.stores[p] = store
-        return restored
-
-    def _restore(self, store: TaskStore) -> int:
-        """Apply the changelog after the store's offset, in batches (issue 15 §5)."""
-        p = store.partition
+    def _open_tasks(self, tasks: list[int]) -> int:
+        """Open the tasks' stores and restore the changelog after each store's offset, all
+        partitions through one consumer in large fetches (issue 15 §5)."""
         restorer = Consumer(self.cfg.kafka.consumer(f"{self.cfg.group_id}-restore", {
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "fetch.max.bytes": 64 << 20,
             "max.partition.fetch.bytes": 16 << 20,
+            "fetch.wait.max.ms": 10,
         }))
         try:
-            low, high = watermarks(restorer, self.changelog, p)
-            start = store.changelog_next()
-            if start is not None and start > high:
-                log.warning("task %d: local store is ahead of the changelog (%d > %d); "
-                            "rebuilding it", p, start, high)
-                raise _Stale
-            begin = low if start is None else max(start, low)
-            if begin >= high:
+            todo: dict[int, int] = {}  # task -> changelog high watermark
+            starts: list[TopicPartition] = []
+            for p in tasks:
+                path = self.cfg.data_dir / f"task-{p}"
+                store = TaskStore(path, p, self.cfg.store)
+                low, high = watermarks(restorer, self.changelog, p)
+                start = store.changelog_next()
+                if start is not None and start > high:
+                    log.warning("task %d: local store is ahead of the changelog (%d > %d); "
+                                "rebuilding it", p, start, high)
+                    store.close()
+                    TaskStore.wipe(path)
+                    store = TaskStore(path, p, self.cfg.store)
+                    start = None
+                self.stores[p] = store
+                begin = low if start is None else max(start, low)
                 self.changelog_next[p] = high
+                if begin < high:
+                    todo[p] = high
+                    starts.append(TopicPartition(self.changelog, p,
+                                                 begin if begin > 0 else OFFSET_BEGINNING))
+                else:
+                    store.write([], high)
+            if not todo:
                 return 0
-            restorer.assign([TopicPartition(self.changelog, p,
-                                            begin if begin > 0 else OFFSET_BEGINNING)])
-            done, position, idle = 0, begin, 0
-            while True:
+            restorer.assign(starts)
+            done, idle = 0, 0
+            while todo:
                 msgs = restorer.consume(10_000, 1.0)
-                batch: list[tuple[bytes, bytes | None]] = []
-                at_end = False
+                idle = 0 if msgs else idle + 1
+                batches: dict[int, list[tuple[bytes, bytes | None]]] = {}
+                positions: dict[int, int] = {}
+                finished: set[int] = set()
                 for m in msgs:
                     err = m.error()
+                    p = cast(int, m.partition())
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
-                            at_end = True
+                            finished.add(p)
                             continue
                         raise KafkaException(err)
                     key = m.key()
                     if key is not None:
-                        batch.append((key, m.value()))
-                    position = cast(int, m.offset()) + 1
-                if batch:
+                        batches.setdefault(p, []).append((key, m.value()))
+                    positions[p] = cast(int, m.offset()) + 1
+                for p, batch in batches.items():
                     done += len(batch)
-                    store.write(batch, position)
-                idle = 0 if msgs else idle + 1
-                if at_end or position >= high or idle > 30:
-                    break
-            self.changelog_next[p] = max(position, high)
-            store.write([], self.changelog_next[p])
+                    self.stores[p].write(batch, positions[p])
+                for p, pos in positions.items():
+                    if p in todo and pos >= todo[p]:
+                        finished.add(p)
+                for p in finished:
+                    if p in todo:
+                        self.stores[p].write([], todo.pop(p))
+                if idle > 30:
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                                    "changelog restore made no progress"))
             return done
         finally:
             restorer.close()
@@ -502,10 +515,6 @@ class TaskRuntime:
             high = self._high_watermark((topic, p))
             if high >= 0 and part.next_offset >= 0:
                 self.on_lag(topic, p, max(0, high - part.next_offset + len(part.buffer)))
-
-
-class _Stale(Exception):
-    pass
 
 
 def watermarks(client: Consumer, topic: str, partition: int,

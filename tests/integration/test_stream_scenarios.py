@@ -119,3 +119,56 @@ def test_scenarios_through_the_worker_match_decide(
         f"after recovery from the changelog {len(mismatches)} requests differ, "
         f"e.g. {next(iter(mismatches.items()))}"
     )
+
+
+def _compare(observed: Any, expected: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    got = {rid: comparable(observed.final(rid) or {}) for rid in expected}
+    want = {rid: comparable(rec) for rid, rec in expected.items()}
+    return {rid: (got[rid], want[rid]) for rid in want if got[rid] != want[rid]}
+
+
+def test_another_partitioner_gets_the_same_decisions(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    """Issue 15 §3: a producer with librdkafka's default partitioner (consistent_random)
+    puts records on other partitions than their contact's; the gate forwards them and,
+    owning the target, folds them in merge order."""
+    prefix = unique_name + "."
+    make_topics(kafka_bootstrap, prefix)
+    flat = [e for f in _files() for e in f]
+    expected = reference_decisions(flat)
+    publish_serially(kafka_bootstrap, prefix, flat, config={"partitioner": "consistent_random"})
+    reader = OutputReader(kafka_bootstrap, codec(), topic_prefix=prefix)
+    with running([worker(kafka_bootstrap, prefix, tmp_path, "w")], kafka_bootstrap):
+        observed = reader.wait_for_requests(expected, timeout=180, settle=2.0)
+    reader.close()
+    mismatches = _compare(observed, expected)
+    assert not mismatches, f"{len(mismatches)} differ, e.g. {next(iter(mismatches.items()))}"
+    assert not observed.dead_letters
+
+
+def test_two_workers_and_a_rebalance_mid_stream_match_decide(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    """Issue 15 §7: published live and serially; a second worker joins halfway."""
+    prefix = unique_name + "."
+    make_topics(kafka_bootstrap, prefix)
+    files = _files()
+    flat = [e for f in files for e in f]
+    expected = reference_decisions(flat)
+    half = len(files) // 2
+    reader = OutputReader(kafka_bootstrap, codec(), topic_prefix=prefix)
+    w1 = worker(kafka_bootstrap, prefix, tmp_path, "w1")
+    w2 = worker(kafka_bootstrap, prefix, tmp_path, "w2")
+    with running([w1], kafka_bootstrap):
+        publish_serially(kafka_bootstrap, prefix, [e for f in files[:half] for e in f])
+        w2.start()
+        try:
+            publish_serially(kafka_bootstrap, prefix, [e for f in files[half:] for e in f])
+            observed = reader.wait_for_requests(expected, timeout=180, settle=2.0)
+        finally:
+            w2.stop()
+    reader.close()
+    assert "assigned tasks" in w2.log_tail(400), "the second worker never took tasks"
+    mismatches = _compare(observed, expected)
+    assert not mismatches, f"{len(mismatches)} differ, e.g. {next(iter(mismatches.items()))}"
