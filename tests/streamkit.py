@@ -46,7 +46,9 @@ def worker(bootstrap: str, prefix: str, tmp: Path, name: str = "w1",
         data_dir=tmp / f"{name}-data",
         log_path=tmp / f"{name}.log",
         topic_prefix=prefix,
-        env={"SENDGATE_HMAC_KEY": TEST_SECRET, "SENDGATE_LOGLEVEL": "info", **(env or {})},
+        env={"SENDGATE_HMAC_KEY": TEST_SECRET, "SENDGATE_LOGLEVEL": "info",
+             # the lock-step feeder waits for committed offsets
+             "SENDGATE_COMMIT_INTERVAL_MS": "200", **(env or {})},
     )
 
 

@@ -25,7 +25,8 @@ from typing import Protocol
 from streams import topics as T
 from streams.codecs.base import Codec
 from streams.core.apply import forget_order
-from streams.core.engine import ContactState, contact_points, step
+from streams.core.engine import REDACTED, ContactState, contact_points, step
+from streams.core.enums import ContactType
 from streams.core.errors import ContractError, DecodeError, RejectedRecord, Rejection
 from streams.core.keys import input_key, normalised_contact_key
 from streams.core.model import ContactPoint, Decision, Event, Order, SendRequest
@@ -33,6 +34,7 @@ from streams.core.parse import decision_to_dict, parse_event
 from streams.core.policy import PolicyBook
 from streams.gate.records import (
     H_CONTACT_INDEX,
+    H_CONTACT_TYPE,
     H_EVENT_TYPE,
     H_FORGET,
     H_SOURCE,
@@ -228,7 +230,7 @@ class Gate:
 
     # -- forwards (internal topic) ---------------------------------------------------
 
-    def forward(self, adm: Admitted, route: Route, *, forget: bool = False) -> OutRecord:
+    def forward(self, adm: Admitted, route: Route) -> OutRecord:
         """The record that carries contact `route` of `adm` to its owner's task. It keeps
         the origin's timestamp, so a replay of the internal topic sorts it where the
         origin was (ordering.merge_key)."""
@@ -240,12 +242,27 @@ class Gate:
             (H_EVENT_TYPE, _EVENT_TYPE_BYTES.get(etype) or etype.encode()),
             *adm.passthrough,
         ]
-        if forget:
-            headers.append((H_FORGET, b"1"))
         return OutRecord(
             self.contact_events_topic, route.key, rec.value or b"", headers,
             partition=route.partition, timestamp_ms=rec.timestamp_ms,
         )
+
+    def forget_forward(self, adm: Admitted, key: bytes, partition: int,
+                       contact_type: str) -> OutRecord:
+        """The record that tells the owner of a contact which a later version of an order
+        no longer lists to forget that order there (contract §2)."""
+        rec = adm.record
+        headers: Headers = [
+            (H_CONTACT_TYPE, contact_type.encode()),
+            (H_SOURCE, f"{rec.topic}:{rec.partition}:{rec.offset}".encode()),
+            (H_EVENT_TYPE, b"order"),
+            (H_FORGET, b"1"),
+        ]
+        return OutRecord(self.contact_events_topic, key, rec.value or b"", headers,
+                         partition=partition, timestamp_ms=rec.timestamp_ms)
+
+    def forget_event(self, adm: Admitted, key: bytes, contact_type: str) -> ContactEvent:
+        return ContactEvent(adm.event, _redacted(contact_type), key, [], forget=True)
 
     def open_forward(self, rec: InRecord) -> ContactEvent | Rejected:
         """The contact event a forward carries (decoded again: forwards are rare)."""
@@ -256,6 +273,9 @@ class Gate:
                 raise DecodeError(Rejection.PROCESSING_ERROR, "not a gate forward")
             _, obj = self.codec.decode(rec.value, expected)
             event = parse_event(obj)
+            if header(rec.headers, H_FORGET) == b"1":
+                ctype = (header(rec.headers, H_CONTACT_TYPE) or b"email").decode()
+                return ContactEvent(event, _redacted(ctype), rec.key, [], forget=True)
             index = int((header(rec.headers, H_CONTACT_INDEX) or b"0").decode())
             contact = contact_points(event)[index]
         except RejectedRecord as exc:
@@ -263,8 +283,7 @@ class Gate:
         except Exception as exc:
             return self._rejected(rec, DecodeError(
                 Rejection.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
-        return ContactEvent(event, contact, rec.key, _passthrough(rec.headers),
-                            forget=header(rec.headers, H_FORGET) == b"1")
+        return ContactEvent(event, contact, rec.key, _passthrough(rec.headers))
 
     # -- fold ------------------------------------------------------------------------
 
@@ -380,6 +399,10 @@ class Gate:
 
 def _with_outputs(f: Folded, outputs: tuple[OutRecord, ...]) -> Folded:
     return Folded(f.state, outputs, f.decisions, f.duplicate, f.event, f.contact, f.dead_letter)
+
+
+def _redacted(contact_type: str) -> ContactPoint:
+    return ContactPoint(ContactType(contact_type), REDACTED)
 
 
 def _input_key(tenant: str, point: ContactPoint) -> str:

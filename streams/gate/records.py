@@ -15,6 +15,7 @@ Headers = list[tuple[str, bytes]]
 H_CONTACT_INDEX: Final = "sg-contact-index"
 H_SOURCE: Final = "sg-source"
 H_EVENT_TYPE: Final = "sg-event-type"
+H_CONTACT_TYPE: Final = "sg-contact-type"
 H_FORGET: Final = "sg-forget"
 """On a forward: the contact is no longer listed by this (later) version of the order;
 forget the order there (contract §2) instead of applying it."""

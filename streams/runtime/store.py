@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 from streams.core.engine import ContactState
@@ -22,6 +23,13 @@ from streams.gate.state_codec import ViewHint, decode_state, encode_state
 
 META_CHANGELOG_NEXT = b"\x00sg:changelog-next"
 """Local key: the changelog offset after the last record the store reflects."""
+META_INDEX_NEXT = b"\x00sg:order-index-next"
+"""Local key: the same for the order-index changelog."""
+INDEX_PREFIX = b"\x01o|"
+"""Local keys of the order index (order -> the contacts its latest version lists)."""
+
+IndexEntry = tuple[str, int, str]
+"""(HMAC contact key, partition, contact type) of a contact an order lists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,7 @@ class TaskStore:
         self.db = Rdict(str(path), _options(opts))
         self.dirty: dict[bytes, tuple[ContactState, ViewHint]] = {}
         self.cache: OrderedDict[bytes, ContactState] = OrderedDict()
+        self.dirty_index: dict[bytes, bytes] = {}
 
     # -- StateStore --------------------------------------------------------------------
 
@@ -76,6 +85,24 @@ class TaskStore:
     def put(self, key: bytes, state: ContactState, hint: ViewHint) -> None:
         self.dirty[key] = (state, hint)
 
+    # -- order index (contract §2: a later version replaces the earlier as a whole) ----
+
+    def order_contacts(self, order_key: bytes) -> list[IndexEntry]:
+        raw = self.dirty_index.get(order_key)
+        if raw is None:
+            raw = self.db.get(INDEX_PREFIX + order_key)
+        if raw is None:
+            return []
+        return [(str(k), int(p), str(t)) for k, p, t in orjson.loads(raw)]
+
+    def set_order_contacts(self, order_key: bytes, entries: list[IndexEntry]) -> None:
+        self.dirty_index[order_key] = orjson.dumps(entries)
+
+    def take_dirty_index(self) -> list[tuple[bytes, bytes]]:
+        out = list(self.dirty_index.items())
+        self.dirty_index.clear()
+        return out
+
     # -- commit cycle ------------------------------------------------------------------
 
     def take_dirty(self) -> list[tuple[bytes, bytes]]:
@@ -86,22 +113,24 @@ class TaskStore:
         self.dirty.clear()
         return out
 
-    def write(self, records: list[tuple[bytes, bytes | None]], changelog_next: int | None) -> None:
-        """One RocksDB batch: the states and the changelog offset they reflect."""
+    def write(self, records: list[tuple[bytes, bytes | None]], changelog_next: int | None,
+              *, meta: bytes = META_CHANGELOG_NEXT, prefix: bytes = b"") -> None:
+        """One RocksDB batch: records (of the state changelog, or with `prefix` and
+        `meta` of the order-index changelog) and the changelog offset they reflect."""
         if not records and changelog_next is None:
             return
         batch = WriteBatch(raw_mode=True)
         for k, v in records:
             if v is None:
-                batch.delete(k)
+                batch.delete(prefix + k)
             else:
-                batch.put(k, v)
+                batch.put(prefix + k, v)
         if changelog_next is not None:
-            batch.put(META_CHANGELOG_NEXT, str(changelog_next).encode())
+            batch.put(meta, str(changelog_next).encode())
         self.db.write(batch)
 
-    def changelog_next(self) -> int | None:
-        raw = self.db.get(META_CHANGELOG_NEXT)
+    def changelog_next(self, meta: bytes = META_CHANGELOG_NEXT) -> int | None:
+        raw = self.db.get(meta)
         return None if raw is None else int(raw)
 
     def forget_cache(self) -> None:
@@ -115,6 +144,7 @@ class TaskStore:
 
     def close(self) -> None:
         self.dirty.clear()
+        self.dirty_index.clear()
         self.cache.clear()
         self.db.close()
 

@@ -40,12 +40,20 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams import topics as T
+from streams.core.model import Order
 from streams.gate.gate import Admitted, Folded, Gate, Rejected
 from streams.gate.records import Headers, InRecord, OutRecord, header
 from streams.kafka_config import KafkaClientConfig
 from streams.ordering import INTERNAL_RANK, TOPIC_RANK
 from streams.runtime.merge import TP, Merge
-from streams.runtime.store import StoreOptions, TaskStore
+from streams.runtime.store import (
+    INDEX_PREFIX,
+    META_CHANGELOG_NEXT,
+    META_INDEX_NEXT,
+    IndexEntry,
+    StoreOptions,
+    TaskStore,
+)
 
 log = logging.getLogger("sendgate.runtime")
 
@@ -54,6 +62,8 @@ H_FOLDED: Final = "sg-folded"
 a repeated request found by the forward then re-emits nothing (the origin did)."""
 
 CHANGELOG_SUFFIX: Final = "-contact-state-changelog"
+INDEX_SUFFIX: Final = "-order-index-changelog"
+"""Compacted topic of the order index (which contacts an order's latest version lists)."""
 PRODUCER_MAX_REQUEST = 6 * 1024 * 1024
 
 
@@ -98,6 +108,7 @@ class TaskRuntime:
         self.inputs = tuple(prefix + t for t in T.INPUT_TOPICS)
         self.internal = prefix + T.CONTACT_EVENTS
         self.changelog = changelog_topic(cfg.app_id, prefix)
+        self.index_topic = f"{prefix}{cfg.app_id}{INDEX_SUFFIX}"
         rank = {prefix + spec.name: TOPIC_RANK[str(spec.event_type)] for spec in T.INPUT_SPECS}
         rank[self.internal] = INTERNAL_RANK
         # a lagging internal partition holds the merge too (a forward appended but not yet
@@ -111,6 +122,7 @@ class TaskRuntime:
         self.assigned_hw: dict[TP, int] = {}
         self.paused: set[TP] = set()
         self.changelog_next: dict[int, int] = {}
+        self.index_next: dict[int, int] = {}
         self.failure: BaseException | None = None
         self.stop_requested = threading.Event()
         self.in_txn = False
@@ -144,30 +156,33 @@ class TaskRuntime:
 
     # -- set-up ------------------------------------------------------------------------
 
-    def ensure_changelog(self) -> None:
+    def ensure_changelogs(self) -> None:
+        """Create the compacted changelog topics (state, order index) if missing."""
         admin = AdminClient(self.cfg.kafka.admin())  # type: ignore[arg-type]
-        meta = admin.list_topics(timeout=10)
-        if self.changelog in meta.topics:
+        wanted = [self.changelog, self.index_topic]
+        existing = admin.list_topics(timeout=10).topics
+        new = [NewTopic(name, num_partitions=self.cfg.partitions, replication_factor=1,
+                        config={"cleanup.policy": "compact",
+                                "max.message.bytes": str(PRODUCER_MAX_REQUEST)})
+               for name in wanted if name not in existing]
+        if not new:
             return
-        topic = NewTopic(self.changelog, num_partitions=self.cfg.partitions,
-                         replication_factor=1,
-                         config={"cleanup.policy": "compact",
-                                 "max.message.bytes": str(PRODUCER_MAX_REQUEST)})
-        for fut in admin.create_topics([topic]).values():
+        for fut in admin.create_topics(new).values():
             try:
                 fut.result()
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
         for _ in range(50):
-            if self.changelog in admin.list_topics(timeout=10).topics:
+            topics = admin.list_topics(timeout=10).topics
+            if all(name in topics for name in wanted):
                 return
             time.sleep(0.2)
 
     # -- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
-        self.ensure_changelog()
+        self.ensure_changelogs()
         if self.cfg.exactly_once:
             self.producer.init_transactions(60)
         self.consumer.subscribe(
@@ -285,6 +300,34 @@ class TaskRuntime:
                 self._send(fwd)
             if store is not None:
                 self._emit(gate.fold(store, gate.contact_event(adm, route), rec))
+        if isinstance(adm.event, Order):
+            self._reindex_order(adm)
+
+    def _reindex_order(self, adm: Admitted) -> None:
+        """Contract §2: a later version of an order replaces the earlier one as a whole, so
+        a contact the new version no longer lists forgets the order. The index (order ->
+        listed contacts) lives in the task of the partition the order's records land on;
+        a forget goes to the dropped contact's owner like a forward."""
+        rec = adm.record
+        home = self.stores.get(rec.partition)
+        if home is None:
+            return
+        order = cast(Order, adm.event)
+        okey = f"{len(order.tenant)}:{order.tenant}|{order.order_id}".encode()
+        listed: list[IndexEntry] = [
+            (r.key.decode(), r.partition, str(r.contact.type)) for r in adm.routes]
+        keys = {k for k, _, _ in listed}
+        for key, partition, ctype in home.order_contacts(okey):
+            if key in keys:
+                continue
+            fwd = self.gate.forget_forward(adm, key.encode(), partition, ctype)
+            target = self.stores.get(partition)
+            if target is not None:
+                self.gate.fold(target, self.gate.forget_event(adm, key.encode(), ctype), rec)
+                fwd = OutRecord(fwd.topic, fwd.key, fwd.value, [*fwd.headers, (H_FOLDED, b"1")],
+                                fwd.partition, fwd.timestamp_ms)
+            self._send(fwd)
+        home.set_order_contacts(okey, listed)
 
     def _fold_forward(self, rec: InRecord) -> None:
         store = self.stores.get(rec.partition)
@@ -329,15 +372,31 @@ class TaskRuntime:
             log.critical("could not deliver a record to %s: %s", msg.topic(), err)
             self.failure = KafkaException(err)
 
+    def _produce_to(self, topic: str, key: bytes, value: bytes, partition: int,
+                    on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, partition=partition,
+                                      on_delivery=on_delivery)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
     def _changelog_delivered(self, err: KafkaError | None, msg: Message) -> None:
+        self._track(err, msg, self.changelog_next)
+
+    def _index_delivered(self, err: KafkaError | None, msg: Message) -> None:
+        self._track(err, msg, self.index_next)
+
+    def _track(self, err: KafkaError | None, msg: Message, nexts: dict[int, int]) -> None:
         if err is not None:
             self._delivered(err, msg)
             return
         p, off = msg.partition(), msg.offset()
         if p is None or off is None or off < 0:
             return
-        if off + 1 > self.changelog_next.get(p, -1):
-            self.changelog_next[p] = off + 1
+        if off + 1 > nexts.get(p, -1):
+            nexts[p] = off + 1
 
     # -- commit cycle ------------------------------------------------------------------
 
@@ -351,14 +410,17 @@ class TaskRuntime:
                 continue
             self._begin()
             for key, value in records:
-                while True:
-                    try:
-                        self.producer.produce(self.changelog, value, key, partition=p,
-                                              on_delivery=self._changelog_delivered)
-                        break
-                    except BufferError:
-                        self.producer.poll(0.1)
+                self._produce_to(self.changelog, key, value, p, self._changelog_delivered)
             pending[p] = [(k, v) for k, v in records]
+        pending_index: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for p, store in self.stores.items():
+            entries = store.take_dirty_index()
+            if not entries:
+                continue
+            self._begin()
+            for key, value in entries:
+                self._produce_to(self.index_topic, key, value, p, self._index_delivered)
+            pending_index[p] = [(k, v) for k, v in entries]
         offsets = [TopicPartition(t, p, off) for (t, p), off in self.processed.items()]
         if self.cfg.exactly_once:
             if self.in_txn:
@@ -386,6 +448,11 @@ class TaskRuntime:
             task = self.stores.get(p)
             if task is not None:
                 task.write(written, self.changelog_next.get(p))
+        for p, written in pending_index.items():
+            task = self.stores.get(p)
+            if task is not None:
+                task.write(written, self.index_next.get(p), meta=META_INDEX_NEXT,
+                           prefix=INDEX_PREFIX)
 
     # -- rebalance ---------------------------------------------------------------------
 
@@ -423,6 +490,7 @@ class TaskRuntime:
             self.in_txn = False
         for store in self.stores.values():
             store.dirty.clear()
+            store.dirty_index.clear()
         self._drop_tasks()
 
     def _drop_tasks(self) -> None:
@@ -434,8 +502,8 @@ class TaskRuntime:
         self.stores.clear()
 
     def _open_tasks(self, tasks: list[int]) -> int:
-        """Open the tasks' stores and restore the changelog after each store's offset, all
-        partitions through one consumer in large fetches (issue 15 §5)."""
+        """Open the tasks' stores and restore both changelogs (states, order index) after
+        each store's offsets, all partitions through one consumer in large fetches."""
         restorer = Consumer(self.cfg.kafka.consumer(f"{self.cfg.group_id}-restore", {
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
@@ -445,66 +513,78 @@ class TaskRuntime:
             "fetch.wait.max.ms": 10,
         }))
         try:
-            todo: dict[int, int] = {}  # task -> changelog high watermark
-            starts: list[TopicPartition] = []
             for p in tasks:
                 path = self.cfg.data_dir / f"task-{p}"
                 store = TaskStore(path, p, self.cfg.store)
-                low, high = watermarks(restorer, self.changelog, p)
-                start = store.changelog_next()
-                if start is not None and start > high:
-                    log.warning("task %d: local store is ahead of the changelog (%d > %d); "
-                                "rebuilding it", p, start, high)
-                    store.close()
-                    TaskStore.wipe(path)
-                    store = TaskStore(path, p, self.cfg.store)
-                    start = None
+                for topic, meta in ((self.changelog, META_CHANGELOG_NEXT),
+                                    (self.index_topic, META_INDEX_NEXT)):
+                    _, high = watermarks(restorer, topic, p)
+                    start = store.changelog_next(meta)
+                    if start is not None and start > high:
+                        log.warning("task %d: local store is ahead of %s (%d > %d); "
+                                    "rebuilding it", p, topic, start, high)
+                        store.close()
+                        TaskStore.wipe(path)
+                        store = TaskStore(path, p, self.cfg.store)
                 self.stores[p] = store
-                begin = low if start is None else max(start, low)
-                self.changelog_next[p] = high
-                if begin < high:
-                    todo[p] = high
-                    starts.append(TopicPartition(self.changelog, p,
-                                                 begin if begin > 0 else OFFSET_BEGINNING))
-                else:
-                    store.write([], high)
-            if not todo:
-                return 0
-            restorer.assign(starts)
-            done, idle = 0, 0
-            while todo:
-                msgs = restorer.consume(10_000, 1.0)
-                idle = 0 if msgs else idle + 1
-                batches: dict[int, list[tuple[bytes, bytes | None]]] = {}
-                positions: dict[int, int] = {}
-                finished: set[int] = set()
-                for m in msgs:
-                    err = m.error()
-                    p = cast(int, m.partition())
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            finished.add(p)
-                            continue
-                        raise KafkaException(err)
-                    key = m.key()
-                    if key is not None:
-                        batches.setdefault(p, []).append((key, m.value()))
-                    positions[p] = cast(int, m.offset()) + 1
-                for p, batch in batches.items():
-                    done += len(batch)
-                    self.stores[p].write(batch, positions[p])
-                for p, pos in positions.items():
-                    if p in todo and pos >= todo[p]:
-                        finished.add(p)
-                for p in finished:
-                    if p in todo:
-                        self.stores[p].write([], todo.pop(p))
-                if idle > 30:
-                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
-                                                    "changelog restore made no progress"))
-            return done
+            return (self._restore(restorer, self.changelog, META_CHANGELOG_NEXT, b"",
+                                  self.changelog_next, tasks)
+                    + self._restore(restorer, self.index_topic, META_INDEX_NEXT,
+                                    INDEX_PREFIX, self.index_next, tasks))
         finally:
             restorer.close()
+
+    def _restore(self, restorer: Consumer, topic: str, meta: bytes, prefix: bytes,
+                 nexts: dict[int, int], tasks: list[int]) -> int:
+        todo: dict[int, int] = {}  # task -> the changelog's high watermark
+        starts: list[TopicPartition] = []
+        for p in tasks:
+            store = self.stores[p]
+            low, high = watermarks(restorer, topic, p)
+            start = store.changelog_next(meta)
+            begin = low if start is None else max(start, low)
+            nexts[p] = high
+            if begin < high:
+                todo[p] = high
+                starts.append(TopicPartition(topic, p, begin if begin > 0 else OFFSET_BEGINNING))
+            else:
+                store.write([], high, meta=meta)
+        if not todo:
+            return 0
+        restorer.assign(starts)
+        done, idle = 0, 0
+        while todo:
+            msgs = restorer.consume(10_000, 1.0)
+            idle = 0 if msgs else idle + 1
+            batches: dict[int, list[tuple[bytes, bytes | None]]] = {}
+            positions: dict[int, int] = {}
+            finished: set[int] = set()
+            for m in msgs:
+                err = m.error()
+                p = cast(int, m.partition())
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        finished.add(p)
+                        continue
+                    raise KafkaException(err)
+                key = m.key()
+                if key is not None:
+                    batches.setdefault(p, []).append((key, m.value()))
+                positions[p] = cast(int, m.offset()) + 1
+            for p, batch in batches.items():
+                done += len(batch)
+                self.stores[p].write(batch, positions[p], meta=meta, prefix=prefix)
+            for p, pos in positions.items():
+                if p in todo and pos >= todo[p]:
+                    finished.add(p)
+            for p in finished:
+                if p in todo:
+                    self.stores[p].write([], todo.pop(p), meta=meta)
+            if idle > 30:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                                f"restore of {topic} made no progress"))
+        restorer.unassign()
+        return done
 
     # -- metrics -----------------------------------------------------------------------
 

@@ -172,3 +172,30 @@ def test_two_workers_and_a_rebalance_mid_stream_match_decide(
     assert "assigned tasks" in w2.log_tail(400), "the second worker never took tasks"
     mismatches = _compare(observed, expected)
     assert not mismatches, f"{len(mismatches)} differ, e.g. {next(iter(mismatches.items()))}"
+
+
+def test_an_order_version_that_drops_a_contact_removes_the_order_there(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    """Contract §2 / issue 15 §7: the later version replaces the earlier one as a whole,
+    so the contact it no longer lists loses the order (and what it based on it)."""
+    prefix = unique_name + "."
+    make_topics(kafka_bootstrap, prefix)
+    path = next(p for p in sorted(scenario_dir().glob("T102.jsonl")))
+    import json
+
+    order, request = (json.loads(line) for line in path.read_text().splitlines()[:2])
+    assert len(order["contacts"]) == 2 and request["contact"] == order["contacts"][1]["contact"]
+    v2 = {**order, "event_id": order["event_id"] + "-v2", "occurred_at": "2026-09-13T10:00:00Z",
+          "contacts": order["contacts"][:1]}
+    events = [order, v2, request]
+    expected = reference_decisions(events)
+    kept = reference_decisions([order, request])
+    rid = request["request_id"]
+    assert comparable(expected[rid]) != comparable(kept[rid]), "the drop must matter here"
+    publish_serially(kafka_bootstrap, prefix, events)
+    reader = OutputReader(kafka_bootstrap, codec(), topic_prefix=prefix)
+    with running([worker(kafka_bootstrap, prefix, tmp_path, "w")], kafka_bootstrap):
+        observed = reader.wait_for_requests(expected, timeout=120, settle=1.0)
+    reader.close()
+    assert _compare(observed, expected) == {}

@@ -173,13 +173,19 @@ def test_a_forget_forward_drops_the_order_from_an_unlisted_contact() -> None:
     dropped = adm.routes[-1]
     before = store.get(dropped.key)
     assert before is not None and before.orders
-    fwd = gate.forward(adm, dropped, forget=True)
-    assert header(fwd.headers, H_FORGET) == b"1"
+    later = {**order, "event_id": order["event_id"] + "-v2",
+             "contacts": order["contacts"][:-1]}
+    adm2 = gate.admit(_record(later, 1))
+    assert isinstance(adm2, Admitted)
+    fwd = gate.forget_forward(adm2, dropped.key, dropped.partition, str(dropped.contact.type))
+    assert header(fwd.headers, H_FORGET) == b"1" and fwd.partition == dropped.partition
     ce = gate.open_forward(InRecord(fwd.topic, 0, 0, 0, fwd.key, fwd.value, fwd.headers))
     assert not isinstance(ce, Rejected) and ce.forget
-    gate.fold(store, ce, adm.record)
+    gate.fold(store, ce, adm2.record)
     after = store.get(dropped.key)
     assert after is not None and not after.orders
+    kept = store.get(adm.routes[0].key)
+    assert kept is not None and kept.orders  # the listed contact keeps it
 
 
 def test_murmur2_is_kafkas() -> None:
