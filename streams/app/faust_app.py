@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from streams.app.pipeline import (
 )
 from streams.app.telemetry import Telemetry
 from streams.codecs.registry import get_codec
+from streams.compose import WorkerSettings
 from streams.config import Settings, hmac_key
 from streams.core.engine import ContactState
 from streams.core.errors import RejectedRecord, Rejection
@@ -55,9 +55,10 @@ class WorkerOptions:
     telemetry: Telemetry | None = None
     status_view: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
 
 
-def _tune_fetches() -> None:
+def _tune_fetches(min_bytes: int = 65536, max_wait_ms: int = 10) -> None:
     """Let the broker hold a fetch until `SENDGATE_FETCH_MIN_BYTES` (64 KiB) are there or
     `SENDGATE_FETCH_MAX_WAIT_MS` (10 ms) have passed.
 
@@ -74,8 +75,6 @@ def _tune_fetches() -> None:
     create = getattr(cls, "_create_worker_consumer", None)
     if cls is None or create is None or getattr(cls, "_sendgate_fetch_tuned", False):
         return
-    min_bytes = int(os.environ.get("SENDGATE_FETCH_MIN_BYTES", "65536"))
-    max_wait_ms = int(os.environ.get("SENDGATE_FETCH_MAX_WAIT_MS", "10"))
 
     def _create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
@@ -103,7 +102,7 @@ STREAM_SETTINGS: dict[str, Any] = {
 """The worker's consumer, producer and commit settings (shared with bench/faust_null.py)."""
 
 
-def rocksdb_options() -> dict[str, int]:
+def rocksdb_options(write_buffer_mb: int = 8, block_cache_mb: int = 16) -> dict[str, int]:
     """Memory of the table's RocksDB, per partition (faust opens one DB per partition).
 
     faust's defaults (3 x 64 MiB write buffers and a 2 GiB block cache, per partition) let
@@ -114,16 +113,16 @@ def rocksdb_options() -> dict[str, int]:
     """
     mib = 1024 * 1024
     return {
-        "write_buffer_size": int(os.environ.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "8")) * mib,
+        "write_buffer_size": write_buffer_mb * mib,
         "max_write_buffer_number": 2,
-        "block_cache_size": int(os.environ.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "16")) * mib,
+        "block_cache_size": block_cache_mb * mib,
         "block_cache_compressed_size": 0,
     }
 
 
 def create_app(opts: WorkerOptions) -> faust.App:
     apply_patches()
-    _tune_fetches()
+    _tune_fetches(opts.worker.fetch_min_bytes, opts.worker.fetch_max_wait_ms)
     s = opts.settings
     prefix = opts.topic_prefix
     data_dir = opts.data_dir or s.data_dir
@@ -168,7 +167,8 @@ def create_app(opts: WorkerOptions) -> faust.App:
 
     state_table = app.Table(
         STATE_TABLE, partitions=s.partitions, key_type=bytes, value_type=bytes,
-        options=rocksdb_options(),
+        options=rocksdb_options(opts.worker.rocksdb_write_buffer_mb,
+                                opts.worker.rocksdb_block_cache_mb),
     )
 
     # Partitions this worker owns right now. A batch may be taken before a rebalance; what
@@ -184,14 +184,15 @@ def create_app(opts: WorkerOptions) -> faust.App:
     # `batch_within` s for a batch to fill), so its output records, changelog records and
     # status-view writes leave in few produce requests and Redis pipelines instead of
     # one round trip per event. Events are acked after their batch: at least once.
-    batch_max = int(os.environ.get("SENDGATE_BATCH_MAX", "100"))
-    batch_within = float(os.environ.get("SENDGATE_BATCH_WITHIN", "0.005"))
+    ws = opts.worker
+    batch_max = ws.batch_max
+    batch_within = ws.batch_within
     # Decoded contact states of recently folded keys, checked against the stored bytes.
-    states_max = int(os.environ.get("SENDGATE_STATE_CACHE", "2048"))
+    states_max = ws.state_cache
     states: OrderedDict[bytes, tuple[bytes, ContactState]] = OrderedDict()
     # The gate takes what this process's ingest step parsed instead of decoding it again;
     # only for contact events of partitions this worker folds itself.
-    parsed = ParsedEvents(int(os.environ.get("SENDGATE_PARSED_CACHE", "32768")))
+    parsed = ParsedEvents(ws.parsed_cache)
     contact_events_name = prefix + T.CONTACT_EVENTS
 
     def folded_here(key: bytes) -> bool:

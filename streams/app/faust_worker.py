@@ -42,6 +42,7 @@ def run_faust(settings: Settings, ws: WorkerSettings) -> int:
             web_port=ws.web_port,
             telemetry=telemetry,
             status_view=ws.status_view,
+            worker=ws,
         )
     )
     tune_gc(ws.gc_threshold)
