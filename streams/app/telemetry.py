@@ -133,6 +133,10 @@ class Telemetry:
     ) -> None:
         self.metrics = metrics or Metrics()
         provider = tracer_provider or trace.get_tracer_provider()
+        # no exporter configured: no spans per event (the traceparent of the input still
+        # passes through to the outputs as a header)
+        self.tracing = not isinstance(provider, trace.ProxyTracerProvider)
+        self._children: dict[tuple[str, ...], Any] = {}
         self.tracer = provider.get_tracer("sendgate", schema_url=(
             f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
         ))
@@ -147,17 +151,26 @@ class Telemetry:
     def serve_metrics(self, port: int) -> None:
         start_http_server(port, addr="127.0.0.1", registry=self.metrics.registry)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """A labelled series, looked up once (prometheus_client's `labels` costs a few µs)."""
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def on_admit(self, topic: str, rejection: RejectedRecord | None) -> None:
-        self.metrics.events.labels(topic=topic).inc()
+        m = self.metrics
+        self._child(m.events, topic).inc()
         if rejection is not None:
-            self.metrics.dead_letters.labels(reason=rejection.reason.value).inc()
-            self.metrics.outcomes.labels(stage="ingest", outcome="dead_letter").inc()
+            self._child(m.dead_letters, rejection.reason.value).inc()
+            self._child(m.outcomes, "ingest", "dead_letter").inc()
         else:
-            self.metrics.outcomes.labels(stage="ingest", outcome="forwarded").inc()
+            self._child(m.outcomes, "ingest", "forwarded").inc()
 
     def on_dead_letter(self, reason: str) -> None:
-        self.metrics.dead_letters.labels(reason=reason).inc()
-        self.metrics.outcomes.labels(stage="gate", outcome="dead_letter").inc()
+        self._child(self.metrics.dead_letters, reason).inc()
+        self._child(self.metrics.outcomes, "gate", "dead_letter").inc()
 
     def on_fold(self, folded: Folded, span: Any) -> None:
         self.on_gate(folded, span, None)
@@ -192,14 +205,15 @@ class Telemetry:
 
     def on_gate(self, outcome: GateOutcome | Folded, span: Any, msg: Any) -> None:
         etype = str(getattr(outcome.event.type, "value", outcome.event.type))
-        self.metrics.contact_events.labels(event_type=etype).inc()
+        m = self.metrics
+        self._child(m.contact_events, etype).inc()
         if outcome.duplicate:
             result = "duplicate"
         elif etype == "send_request":
             result = "decided"
         else:
             result = "applied"
-        self.metrics.outcomes.labels(stage="gate", outcome=result).inc()
+        self._child(m.outcomes, "gate", result).inc()
         if outcome.duplicate:
             self.metrics.duplicates.inc()
             if span is not None:
@@ -211,9 +225,7 @@ class Telemetry:
             decision = str(getattr(d.decision, "value", d.decision))
             reason = str(getattr(d.reason_code, "value", d.reason_code))
             channel = str(getattr(d.channel, "value", d.channel))
-            self.metrics.decisions.labels(
-                decision=decision, reason_code=reason, channel=channel
-            ).inc()
+            self._child(m.decisions, decision, reason, channel).inc()
             if d.revokes:
                 self.metrics.revocations.inc()
             else:

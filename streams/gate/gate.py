@@ -48,6 +48,7 @@ from streams.gate.routing import partition_for
 from streams.gate.state_codec import ViewHint
 
 MAX_PAYLOAD_BYTES = 1 << 20
+ROUTE_CACHE = 200_000
 CONFLICTING_DUPLICATE = "conflicting_duplicate"
 """Dead-letter reason of an event_id repeated with other content (contract v1.4)."""
 
@@ -80,7 +81,10 @@ class Span(Protocol):
 
 
 class GateTelemetry(Protocol):
-    """What the gate reports (streams.app.telemetry.Telemetry implements it)."""
+    """What the gate reports (streams.app.telemetry.Telemetry implements it); with
+    `tracing` False no span is opened per event."""
+
+    tracing: bool
 
     def on_admit(self, topic: str, rejection: RejectedRecord | None) -> None: ...
 
@@ -187,6 +191,9 @@ class Gate:
         self.blocked_topic = topic_prefix + T.BLOCKED
         self.revoked_topic = topic_prefix + T.REVOKED
         self.input_records = {topic_prefix + n: r for n, r in T.INPUT_RECORDS.items()}
+        # (tenant, contact) -> (contact key, partition): the HMAC is the costliest step of
+        # admission (OpenSSL 3 looks the digest up by name on every call)
+        self._routes: dict[tuple[str, ContactPoint], tuple[bytes, int]] = {}
 
     # -- admission -------------------------------------------------------------------
 
@@ -211,14 +218,19 @@ class Gate:
         return Admitted(rec, event, self.routes(event, points), _passthrough(rec.headers))
 
     def routes(self, event: Event, points: tuple[ContactPoint, ...]) -> tuple[Route, ...]:
-        tenant, secret, n = event.tenant, self.secret, self.partitions
-        return tuple(
-            Route(
-                i, p, normalised_contact_key(secret, tenant, p).encode(),
-                partition_for(_input_key(tenant, p).encode(), n),
-            )
-            for i, p in enumerate(points)
-        )
+        tenant, cache = event.tenant, self._routes
+        out = []
+        for i, p in enumerate(points):
+            known = cache.get((tenant, p))
+            if known is None:
+                if len(cache) >= ROUTE_CACHE:
+                    cache.clear()
+                known = cache[(tenant, p)] = (
+                    normalised_contact_key(self.secret, tenant, p).encode(),
+                    partition_for(_input_key(tenant, p).encode(), self.partitions),
+                )
+            out.append(Route(i, p, known[0], known[1]))
+        return tuple(out)
 
     def _rejected(self, rec: InRecord, exc: RejectedRecord) -> Rejected:
         if self.telemetry is not None:
@@ -292,7 +304,8 @@ class Gate:
         of the core on this event dead-letters the record (fail closed) and keeps state."""
         tel = self.telemetry
         span_cm: AbstractContextManager[Span | None] = (
-            tel.decision_span(source) if tel is not None else nullcontext(None)
+            tel.decision_span(source) if tel is not None and tel.tracing
+            else nullcontext(None)
         )
         with span_cm as span:
             folded = self._fold(store, ce, source)
@@ -302,7 +315,7 @@ class Gate:
                     tel.on_dead_letter(reason.decode())
                 else:
                     tel.on_fold(folded, span)
-                    if folded.outputs:
+                    if folded.outputs and tel.tracing:
                         folded = _with_outputs(
                             folded, tuple(tel.inject(o, span) for o in folded.outputs))
         return folded

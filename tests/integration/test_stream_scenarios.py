@@ -199,3 +199,39 @@ def test_an_order_version_that_drops_a_contact_removes_the_order_there(
         observed = reader.wait_for_requests(expected, timeout=120, settle=1.0)
     reader.close()
     assert _compare(observed, expected) == {}
+
+
+def test_full_speed_publishing_audits_clean(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 §4: published at full speed (no wait for acknowledgements) to a running
+    worker, the audit's replay (the same merge order) re-decides every request alike."""
+    from streams.cli import main
+    from streams.client import SendgateProducer
+    from streams.testing.feeder import retenant
+
+    prefix = unique_name + "."
+    make_topics(kafka_bootstrap, prefix)
+    files = _files()
+    copies = [retenant(f, f"-x{i}") for i in range(3) for f in files]
+    # interleave the files line by line, as many shops publishing at once
+    rounds = max(len(f) for f in copies)
+    events = [f[k] for k in range(rounds) for f in copies if k < len(f)]
+    requests = {e["request_id"] for e in events if e["type"] == "send_request"}
+    reader = OutputReader(kafka_bootstrap, codec(), topic_prefix=prefix)
+    with running([worker(kafka_bootstrap, prefix, tmp_path, "w")], kafka_bootstrap):
+        with SendgateProducer(kafka_bootstrap, codec(), topic_prefix=prefix) as sdk:
+            for e in events:
+                sdk.publish({k: v for k, v in e.items() if k != "expect"})
+        reader.wait_for_requests(requests, timeout=180, settle=2.0)
+    reader.close()
+    monkeypatch.setenv("SENDGATE_HMAC_KEY", "integration-test-key")
+    out = tmp_path / "audit.json"
+    code = main(["audit", "--bootstrap", kafka_bootstrap, "--topic-prefix", prefix,
+                 "--json", str(out), "--no-progress", "--quiet", "--settle", "0"])
+    import json
+
+    totals = json.loads(out.read_text())["totals"]
+    assert totals["requests_audited"] == len(requests)
+    assert totals["agreeing"] == len(requests), totals
+    assert code == 0
