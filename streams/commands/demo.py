@@ -52,7 +52,8 @@ class Tally:
         self.thread.start()
 
     def _run(self) -> None:
-        from streams.app.pipeline import header, message_headers
+        from streams.app.pipeline import message_headers
+        from streams.gate.records import header
 
         while not self.stop.is_set():
             for msg in self.consumer.consume(500, 0.2):
@@ -104,9 +105,10 @@ def demo_data_dir(base: Path, bootstrap: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streams.client import SendgateProducer
     from streams.codecs.registry import get_codec
     from streams.config import DEFAULT_SCENARIO_DIR, Settings
-    from streams.testing.feeder import BarrierFeeder, Publisher, load_jsonl, retenant
+    from streams.testing.feeder import Publisher, load_jsonl, retenant
     from streams.testing.supervisor import WorkerProcess, wait_group_ready
     from streams.workload import Workload
 
@@ -149,9 +151,14 @@ def run(args: argparse.Namespace) -> int:
         folder = args.scenarios or DEFAULT_SCENARIO_DIR
         files = sorted(folder.glob("T*.jsonl"))
         if files:
-            feeder = BarrierFeeder(settings.kafka_bootstrap, codec, timeout=120)
-            published += feeder.feed([retenant(load_jsonl(f), f"~{run_id}") for f in files])
-            feeder.close()
+            # serially, each event acknowledged before the next: the worker folds them in
+            # this order (README, "What order the gate folds your events in")
+            with SendgateProducer(settings.kafka_bootstrap, codec, settings=settings) as sdk:
+                for f in files:
+                    for event in retenant(load_jsonl(f), f"~{run_id}"):
+                        sdk.publish(event)
+                        sdk.flush()
+                        published += 1
             show()
         publisher = Publisher(settings.kafka_bootstrap, codec)
         workload = Workload(contacts=args.contacts, run_id=f"demo{run_id}")
