@@ -213,7 +213,9 @@ def test_full_speed_publishing_audits_clean(
     prefix = unique_name + "."
     make_topics(kafka_bootstrap, prefix)
     files = _files()
-    copies = [retenant(f, f"-x{i}") for i in range(3) for f in files]
+    copies = [[{**e, "event_id": f"{e['event_id']}-x{i}",
+                **({"request_id": f"{e['request_id']}-x{i}"} if "request_id" in e else {})}
+               for e in retenant(f, f"-x{i}")] for i in range(3) for f in files]
     # interleave the files line by line, as many shops publishing at once
     rounds = max(len(f) for f in copies)
     events = [f[k] for k in range(rounds) for f in copies if k < len(f)]
