@@ -423,6 +423,8 @@ class TaskRuntime:
             pending_index[p] = [(k, v) for k, v in entries]
         offsets = [TopicPartition(t, p, off) for (t, p), off in self.processed.items()]
         if self.cfg.exactly_once:
+            if offsets:
+                self._begin()  # records that produced nothing still move the offsets
             if self.in_txn:
                 if offsets:
                     self.producer.send_offsets_to_transaction(
