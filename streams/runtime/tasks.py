@@ -475,6 +475,7 @@ class TaskRuntime:
             self.assigned_hw[key] = high
             self.merge.assign(key, start)
         consumer.assign(partitions)
+        consumer.resume(partitions)  # a partition paused before a rebalance must not stay so
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("revoking %d partitions", len(partitions))
