@@ -1,4 +1,6 @@
-"""The imperative shell around the core, free of faust so it can be tested and benched.
+"""The previous shell (before issue 15), kept for `accept_input` (the audit) and the tests
+that still drive it (tests/integration/test_dsr.py). The worker, under either runtime,
+runs `streams.gate.gate.Gate`.
 
 Two steps, mirroring the two agents of the stream job:
 
@@ -27,11 +29,12 @@ from streams.core.engine import (
     contact_points,
     step,
 )
-from streams.core.errors import ContractError, DecodeError, RejectedRecord, Rejection
-from streams.core.keys import contact_key, input_key
+from streams.core.errors import DecodeError, RejectedRecord, Rejection
+from streams.core.keys import contact_key
 from streams.core.model import ContactPoint, Decision, Event, SendRequest
 from streams.core.parse import decision_to_dict, parse_event
 from streams.core.policy import PolicyBook
+from streams.gate.gate import admit_value
 from streams.gate.records import (
     H_CONTACT_INDEX as H_CONTACT_INDEX,
 )
@@ -121,23 +124,9 @@ def accept_input(
 def _admit(
     codec: Any, expected: str, key: bytes | None, value: bytes | None, max_payload: int,
 ) -> tuple[Event, tuple[ContactPoint, ...]]:
-    """`accept_input`, also returning the event's normalised contact points (the fan-out),
-    so that the worker normalises each contact once."""
-    if value is None:
-        raise DecodeError(Rejection.TRUNCATED, "record has no value (tombstone)")
-    if len(value) > max_payload:
-        raise DecodeError(Rejection.OVERSIZE, f"{len(value)} bytes > limit {max_payload}")
-    _, obj = codec.decode(value, expected)
-    event = parse_event(obj)
-    points = contact_points(event)
-    if key != input_key(event.tenant, points[0]).encode():
-        raise ContractError(
-            Rejection.WRONG_KEY,
-            "record key must be tenant|contact type|normalised contact of the "
-            "primary contact point (see the topic catalogue)",
-            "key",
-        )
-    return event, points
+    """`accept_input`, also returning the normalised contact points (one admission check:
+    `streams.gate.gate.admit_value`)."""
+    return admit_value(codec, expected, key, value, max_payload)
 
 
 class ParsedEvents:
