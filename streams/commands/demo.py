@@ -8,7 +8,6 @@ generated shop traffic (streams.workload) at `--rate` events/s.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -107,7 +106,8 @@ def demo_data_dir(base: Path, bootstrap: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from streams.client import SendgateProducer
     from streams.codecs.registry import get_codec
-    from streams.config import DEFAULT_SCENARIO_DIR, Settings
+    from streams.compose import WorkerSettings
+    from streams.config import DEFAULT_SCENARIO_DIR, MissingSecret, Settings, hmac_key
     from streams.testing.feeder import Publisher, load_jsonl, retenant
     from streams.testing.supervisor import WorkerProcess, wait_group_ready
     from streams.workload import Workload
@@ -115,15 +115,21 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     codec = get_codec(settings)
     run_id = time.strftime("%H%M%S")
-    var = Path(os.environ.get("SENDGATE_VAR", "/tmp/sendgate"))
+    ws = WorkerSettings.from_env()
+    var = settings.data_dir.parent  # $SENDGATE_VAR
+    try:
+        hmac_key()
+        dev: dict[str, str] = {}
+    except MissingSecret:
+        dev = {"SENDGATE_DEV_MODE": "1"}  # `make run` needs no secret
     worker = None
     if not args.no_worker:
         worker = WorkerProcess(
             bootstrap=settings.kafka_bootstrap,
             data_dir=demo_data_dir(var / "demo-worker", settings.kafka_bootstrap),
             log_path=var / "demo-worker.log",
-            env={"SENDGATE_DEV_MODE": os.environ.get("SENDGATE_DEV_MODE", "1")},
-            metrics_port=int(os.environ.get("SENDGATE_METRICS_PORT", "9466")),
+            env=dev,
+            metrics_port=ws.metrics_port or 9466,
         ).start()
         print(f"worker pid {worker.proc.pid if worker.proc else '?'}, log {worker.log_path}",
               file=sys.stderr)
