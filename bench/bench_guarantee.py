@@ -1,4 +1,4 @@
-"""Measure faust's `at_least_once` against `exactly_once` on this broker (issue 4 §4).
+"""Measure the worker's `at_least_once` against `exactly_once` (issue 4 §4, issue 15 §5).
 
 For each guarantee, in one run: pre-load N events, start one worker, time the drain
 (events/s); then a crash run: start, SIGKILL the worker a third of the way through,

@@ -41,6 +41,7 @@ from streams.core.jsonsafe import loads_bounded
 from streams.core.keys import input_key
 from streams.core.model import ContactPoint
 from streams.core.parse import parse_event
+from streams.ordering import SequenceStamp
 from streams.topics import EVENT_TYPES, INPUT_MAX_MESSAGE_BYTES, input_topic_for
 
 Timestamp = datetime | str
@@ -477,18 +478,18 @@ class SendgateProducer:
         if producer is None:
             from confluent_kafka import Producer
 
-            conf = settings.kafka.with_bootstrap(bootstrap).producer({
+            # murmur2 like the Java client (Settings.kafka.producer), so one key lands on
+            # the same partition whichever client produced it (co-partitioning)
+            conf: dict[str, Any] = settings.kafka.with_bootstrap(bootstrap).producer({
                 "enable.idempotence": True,  # no duplicates or reordering on retry
                 "acks": "all",
-                # murmur2 like the Java client and faust's aiokafka, so one key lands on
-                # the same partition whichever client produced it (co-partitioning)
-                "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "message.max.bytes": INPUT_MAX_MESSAGE_BYTES,
             })
             conf.update(config or {})
             producer = Producer(conf)
         self.producer = producer
+        self._stamp = SequenceStamp()
 
     def __enter__(self) -> SendgateProducer:
         return self
@@ -534,6 +535,7 @@ class SendgateProducer:
         headers = [
             (HEADER_CONTENT_TYPE, self._content_type),
             (HEADER_EVENT_TYPE, event_type.encode("ascii")),
+            self._stamp.header(),  # tie-break of the gate's merge order (streams.ordering)
         ]
         if traceparent is not None:
             if not _TRACEPARENT.match(traceparent):

@@ -46,7 +46,9 @@ def worker(bootstrap: str, prefix: str, tmp: Path, name: str = "w1",
         data_dir=tmp / f"{name}-data",
         log_path=tmp / f"{name}.log",
         topic_prefix=prefix,
-        env={"SENDGATE_HMAC_KEY": TEST_SECRET, "SENDGATE_LOGLEVEL": "info", **(env or {})},
+        env={"SENDGATE_HMAC_KEY": TEST_SECRET, "SENDGATE_LOGLEVEL": "info",
+             # the lock-step feeder waits for committed offsets
+             "SENDGATE_COMMIT_INTERVAL_MS": "200", **(env or {})},
     )
 
 
@@ -90,3 +92,65 @@ def scrape(port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
+
+
+def publish_serially(bootstrap: str, prefix: str, events: Iterable[dict[str, Any]],
+                     config: dict[str, Any] | None = None) -> int:
+    """Publish with the SDK, each event acknowledged before the next (a shop publishing
+    serially): the gate's merge order is then the publishing order."""
+    from streams.client import SendgateProducer
+
+    n = 0
+    with SendgateProducer(bootstrap, codec(), topic_prefix=prefix, config=config) as sdk:
+        for event in events:
+            sdk.publish({k: v for k, v in event.items() if k != "expect"})
+            sdk.flush()
+            n += 1
+    return n
+
+
+def inputs_in_merge_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str, Any]]:
+    """Decoded records of the four input topics in the gate's merge order
+    (`streams.ordering.merge_key`): the order the worker folds a contact's events in,
+    and the audit replays. Undecodable records (dead letters) are left out."""
+    import heapq
+    import time as _time
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from streams import topics as T
+    from streams.ordering import TOPIC_RANK, merge_key, sequence_of
+
+    consumer = Consumer({"bootstrap.servers": bootstrap,
+                         "group.id": f"ref-{_time.time_ns()}", "enable.auto.commit": False})
+    keyed: list[tuple[tuple[int, int, int, int, int], bytes]] = []
+    rank = {prefix + spec.name: TOPIC_RANK[str(spec.event_type)] for spec in T.INPUT_SPECS}
+    ends: dict[tuple[str, int], int] = {}
+    for topic in rank:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        for p in parts:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[(topic, p)] = high
+    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+    deadline = _time.monotonic() + 120
+    while ends and _time.monotonic() < deadline:
+        for m in consumer.consume(1000, 1.0):
+            if m.error():
+                continue
+            topic, p, off = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
+            _, ts = m.timestamp()
+            keyed.append((merge_key(ts, sequence_of(m.headers()), rank[topic], p, off),
+                          m.value() or b""))
+            if off >= ends.get((topic, p), 0) - 1:
+                ends.pop((topic, p), None)
+    assert not ends, f"input partitions not read to the end: {sorted(ends)[:5]}"
+    consumer.close()
+    events: list[dict[str, Any]] = []
+    for _, value in heapq.nsmallest(len(keyed), keyed):
+        try:
+            _, rec = c.decode(value)
+        except Exception:
+            continue
+        events.append(rec)
+    return events

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,19 +21,14 @@ from faust.streams import _current_event
 
 from streams import topics as T
 from streams.app.faust_patches import apply_patches
-from streams.app.pipeline import (
-    Gate,
-    Ingestor,
-    OutRecord,
-    ParsedEvents,
-    headers_as_list,
-)
 from streams.app.telemetry import Telemetry
 from streams.codecs.registry import get_codec
+from streams.compose import WorkerSettings
 from streams.config import Settings, hmac_key
 from streams.core.engine import ContactState
-from streams.core.errors import RejectedRecord, Rejection
 from streams.core.policy import PolicyBook, load_policy_book
+from streams.gate.gate import Gate, Rejected
+from streams.gate.records import InRecord, OutRecord, headers_as_list
 from streams.gate.state_codec import ViewHint, decode_state, encode_state
 from streams.view.follower import changelog_holds_states
 from streams.view.metrics import expose_view_metrics
@@ -43,6 +37,36 @@ from streams.view.projection import StatusView
 log = logging.getLogger("sendgate.worker")
 
 STATE_TABLE = "contact-state"
+
+
+class _TableStore:
+    """The gate's `StateStore` over the faust table (bytes), with a cache of decoded states
+    checked against the stored bytes."""
+
+    def __init__(self, table: Any, size: int) -> None:
+        self.table = table
+        self.size = size
+        self.states: OrderedDict[bytes, tuple[bytes, ContactState]] = OrderedDict()
+
+    def get(self, key: bytes) -> ContactState | None:
+        raw = self.table.get(key)
+        if raw is None:
+            return None
+        cached = self.states.get(key)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        return decode_state(raw)
+
+    def put(self, key: bytes, state: ContactState, hint: ViewHint) -> None:
+        raw = encode_state(state, hint)
+        self.table[key] = raw
+        if self.size:
+            self.states[key] = (raw, state)
+            if len(self.states) > self.size:
+                self.states.popitem(last=False)
+
+    def clear(self) -> None:
+        self.states.clear()
 set_current_event = _current_event.set
 
 
@@ -57,9 +81,10 @@ class WorkerOptions:
     telemetry: Telemetry | None = None
     status_view: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
 
 
-def _tune_fetches() -> None:
+def _tune_fetches(min_bytes: int = 65536, max_wait_ms: int = 10) -> None:
     """Let the broker hold a fetch until `SENDGATE_FETCH_MIN_BYTES` (64 KiB) are there or
     `SENDGATE_FETCH_MAX_WAIT_MS` (10 ms) have passed.
 
@@ -76,8 +101,6 @@ def _tune_fetches() -> None:
     create = getattr(cls, "_create_worker_consumer", None)
     if cls is None or create is None or getattr(cls, "_sendgate_fetch_tuned", False):
         return
-    min_bytes = int(os.environ.get("SENDGATE_FETCH_MIN_BYTES", "65536"))
-    max_wait_ms = int(os.environ.get("SENDGATE_FETCH_MAX_WAIT_MS", "10"))
 
     def _create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
@@ -105,7 +128,7 @@ STREAM_SETTINGS: dict[str, Any] = {
 """The worker's consumer, producer and commit settings (shared with bench/faust_null.py)."""
 
 
-def rocksdb_options() -> dict[str, int]:
+def rocksdb_options(write_buffer_mb: int = 8, block_cache_mb: int = 16) -> dict[str, int]:
     """Memory of the table's RocksDB, per partition (faust opens one DB per partition).
 
     faust's defaults (3 x 64 MiB write buffers and a 2 GiB block cache, per partition) let
@@ -116,16 +139,16 @@ def rocksdb_options() -> dict[str, int]:
     """
     mib = 1024 * 1024
     return {
-        "write_buffer_size": int(os.environ.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "8")) * mib,
+        "write_buffer_size": write_buffer_mb * mib,
         "max_write_buffer_number": 2,
-        "block_cache_size": int(os.environ.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "16")) * mib,
+        "block_cache_size": block_cache_mb * mib,
         "block_cache_compressed_size": 0,
     }
 
 
 def create_app(opts: WorkerOptions) -> faust.App:
     apply_patches()
-    _tune_fetches()
+    _tune_fetches(opts.worker.fetch_min_bytes, opts.worker.fetch_max_wait_ms)
     s = opts.settings
     prefix = opts.topic_prefix
     data_dir = opts.data_dir or s.data_dir
@@ -170,7 +193,8 @@ def create_app(opts: WorkerOptions) -> faust.App:
 
     state_table = app.Table(
         STATE_TABLE, partitions=s.partitions, key_type=bytes, value_type=bytes,
-        options=rocksdb_options(),
+        options=rocksdb_options(opts.worker.rocksdb_write_buffer_mb,
+                                opts.worker.rocksdb_block_cache_mb),
     )
 
     # Partitions this worker owns right now. A batch may be taken before a rebalance; what
@@ -186,24 +210,12 @@ def create_app(opts: WorkerOptions) -> faust.App:
     # `batch_within` s for a batch to fill), so its output records, changelog records and
     # status-view writes leave in few produce requests and Redis pipelines instead of
     # one round trip per event. Events are acked after their batch: at least once.
-    batch_max = int(os.environ.get("SENDGATE_BATCH_MAX", "100"))
-    batch_within = float(os.environ.get("SENDGATE_BATCH_WITHIN", "0.005"))
-    # Decoded contact states of recently folded keys, checked against the stored bytes.
-    states_max = int(os.environ.get("SENDGATE_STATE_CACHE", "2048"))
-    states: OrderedDict[bytes, tuple[bytes, ContactState]] = OrderedDict()
-    # The gate takes what this process's ingest step parsed instead of decoding it again;
-    # only for contact events of partitions this worker folds itself.
-    parsed = ParsedEvents(int(os.environ.get("SENDGATE_PARSED_CACHE", "32768")))
-    contact_events_name = prefix + T.CONTACT_EVENTS
-
-    def folded_here(key: bytes) -> bool:
-        try:
-            return app.producer.key_partition(contact_events_name, key) in owned
-        except Exception:  # no metadata for the topic yet: just do not memoize
-            return False
-
-    ingestor = Ingestor(codec, secret, topic_prefix=prefix, parsed=parsed, local=folded_here)
-    gate = Gate(codec, policies, topic_prefix=prefix, parsed=parsed)
+    ws = opts.worker
+    batch_max = ws.batch_max
+    batch_within = ws.batch_within
+    store = _TableStore(state_table, ws.state_cache)
+    gate = Gate(codec, policies, secret, partitions=s.partitions, topic_prefix=prefix,
+                telemetry=telemetry)
     view: StatusView | None = (
         StatusView.from_env(
             s.redis_url, policies,
@@ -245,23 +257,28 @@ def create_app(opts: WorkerOptions) -> faust.App:
     async def send(rec: OutRecord) -> None:
         if direct:
             fut: Any = await app.producer.send(
-                rec.topic, rec.key, rec.value, None, None, rec.headers
+                rec.topic, rec.key, rec.value, rec.partition,
+                None if rec.timestamp_ms is None else rec.timestamp_ms / 1000, rec.headers
             )
             fut.add_done_callback(_delivered)
         else:
-            await out_topic(rec.topic).send(key=rec.key, value=rec.value, headers=rec.headers)
+            await out_topic(rec.topic).send(key=rec.key, value=rec.value, headers=rec.headers,
+                                            partition=rec.partition)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         owned.clear()
         owned.update(assigned)
-        states.clear()
+        store.clear()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         owned.difference_update(revoked)
-        states.clear()
-        parsed.clear()
+        store.clear()
+
+    def in_record(msg: Any) -> InRecord:
+        return InRecord(msg.topic, msg.partition, msg.offset, int(msg.timestamp * 1000),
+                        msg.key, msg.value, headers_as_list(msg.headers))
 
     @app.agent(inputs, concurrency=1, name="ingest")
     async def ingest(stream: Any) -> None:
@@ -270,20 +287,18 @@ def create_app(opts: WorkerOptions) -> faust.App:
                 msg = event.message
                 if stale(msg):
                     continue
-                outcome = ingestor.ingest(
-                    msg.topic, msg.partition, msg.offset, msg.key, msg.value, msg.headers
-                )
-                telemetry.on_ingest(msg.topic, outcome)
-                for rec in outcome.forwards:
-                    await send(rec)
-                if outcome.dead_letter is not None:
-                    log.warning(
-                        "dead-lettered %s:%s:%s reason=%s field=%s",
-                        msg.topic, msg.partition, msg.offset,
-                        outcome.rejection.reason.value if outcome.rejection else "?",
-                        outcome.rejection.field if outcome.rejection else "",
-                    )
-                    await send(outcome.dead_letter)
+                rec = in_record(msg)
+                adm = gate.admit(rec)
+                if isinstance(adm, Rejected):
+                    log.warning("dead-lettered %s:%s:%s reason=%s field=%s", msg.topic,
+                                msg.partition, msg.offset, adm.rejection.reason.value,
+                                adm.rejection.field)
+                    await send(adm.dead_letter)
+                    continue
+                # every contact point goes through the internal topic (this adapter has no
+                # ordered merge; the table is partitioned like the internal topic)
+                for route in adm.routes:
+                    await send(gate.forward(adm, route))
 
     @app.agent(contact_events, concurrency=1, name="gate")
     async def gate_agent(stream: Any) -> None:
@@ -297,46 +312,23 @@ def create_app(opts: WorkerOptions) -> faust.App:
                 await fold(msg)
 
     async def fold(msg: Any) -> None:
-        key: bytes = msg.key
-        with telemetry.decision_span(msg) as span:
-            try:
-                raw_state = state_table.get(key)
-                cached = states.get(key)
-                if cached is not None and cached[0] == raw_state:
-                    state: ContactState | None = cached[1]
-                else:
-                    state = decode_state(raw_state)
-                outcome = gate.process(state, key, msg.value, msg.headers)
-            except Exception as exc:
-                log.exception("gate failed on %s:%s:%s", msg.topic, msg.partition, msg.offset)
-                rejected = (
-                    exc if isinstance(exc, RejectedRecord)
-                    else RejectedRecord(Rejection.PROCESSING_ERROR, type(exc).__name__)
-                )
-                telemetry.metrics.dead_letters.labels(reason=rejected.reason.value).inc()
-                await send(ingestor.dead_letter(
-                    msg.topic, msg.partition, msg.offset, key, msg.value,
-                    headers_as_list(msg.headers), rejected,
-                ))
-                return
-            if outcome.state is not state or raw_state is None:
-                raw_new = encode_state(outcome.state, ViewHint(
-                    outcome.event.tenant, outcome.event.occurred_at,
-                    str(outcome.contact.type),
-                ))
-                state_table[key] = raw_new
-                if states_max:
-                    states[key] = (raw_new, outcome.state)
-                    if len(states) > states_max:
-                        states.popitem(last=False)
-            if view is not None:
-                await view.apply(
-                    key, outcome.state, outcome.decisions, outcome.event.tenant,
-                    outcome.event.occurred_at, contact_type=outcome.contact.type,
-                )
-            telemetry.on_gate(outcome, span, msg)
-            for rec in outcome.outputs:
-                await send(telemetry.inject(rec, span))
+        rec = in_record(msg)
+        ce = gate.open_forward(rec)
+        if isinstance(ce, Rejected):
+            await send(ce.dead_letter)
+            return
+        folded = gate.fold(store, ce, rec)
+        if folded.dead_letter is not None:
+            log.error("gate failed on %s:%s:%s", msg.topic, msg.partition, msg.offset)
+            await send(folded.dead_letter)
+            return
+        if view is not None and not ce.forget:
+            await view.apply(
+                ce.key, folded.state, folded.decisions, folded.event.tenant,
+                folded.event.occurred_at, contact_type=folded.contact.type,
+            )
+        for out in folded.outputs:
+            await send(out)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report_consumer_lag() -> None:

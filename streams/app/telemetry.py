@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter, Setter
@@ -28,8 +28,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from streams.app.pipeline import GateOutcome, IngestOutcome, OutRecord, headers_as_list
 from streams.config import Settings
+from streams.core.errors import RejectedRecord
+from streams.gate.records import OutRecord, headers_as_list
+
+if TYPE_CHECKING:
+    from streams.app.pipeline import GateOutcome, IngestOutcome
+    from streams.gate.gate import Folded
 
 log = logging.getLogger("sendgate.telemetry")
 
@@ -128,6 +133,10 @@ class Telemetry:
     ) -> None:
         self.metrics = metrics or Metrics()
         provider = tracer_provider or trace.get_tracer_provider()
+        # no exporter configured: no spans per event (the traceparent of the input still
+        # passes through to the outputs as a header)
+        self.tracing = not isinstance(provider, trace.ProxyTracerProvider)
+        self._children: dict[tuple[str, ...], Any] = {}
         self.tracer = provider.get_tracer("sendgate", schema_url=(
             f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
         ))
@@ -141,6 +150,30 @@ class Telemetry:
 
     def serve_metrics(self, port: int) -> None:
         start_http_server(port, addr="127.0.0.1", registry=self.metrics.registry)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """A labelled series, looked up once (prometheus_client's `labels` costs a few µs)."""
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def on_admit(self, topic: str, rejection: RejectedRecord | None) -> None:
+        m = self.metrics
+        self._child(m.events, topic).inc()
+        if rejection is not None:
+            self._child(m.dead_letters, rejection.reason.value).inc()
+            self._child(m.outcomes, "ingest", "dead_letter").inc()
+        else:
+            self._child(m.outcomes, "ingest", "forwarded").inc()
+
+    def on_dead_letter(self, reason: str) -> None:
+        self._child(self.metrics.dead_letters, reason).inc()
+        self._child(self.metrics.outcomes, "gate", "dead_letter").inc()
+
+    def on_fold(self, folded: Folded, span: Any) -> None:
+        self.on_gate(folded, span, None)
 
     def on_ingest(self, topic: str, outcome: IngestOutcome) -> None:
         self.metrics.events.labels(topic=topic).inc()
@@ -170,16 +203,17 @@ class Telemetry:
         ) as span:
             yield span
 
-    def on_gate(self, outcome: GateOutcome, span: Any, msg: Any) -> None:
+    def on_gate(self, outcome: GateOutcome | Folded, span: Any, msg: Any) -> None:
         etype = str(getattr(outcome.event.type, "value", outcome.event.type))
-        self.metrics.contact_events.labels(event_type=etype).inc()
+        m = self.metrics
+        self._child(m.contact_events, etype).inc()
         if outcome.duplicate:
             result = "duplicate"
         elif etype == "send_request":
             result = "decided"
         else:
             result = "applied"
-        self.metrics.outcomes.labels(stage="gate", outcome=result).inc()
+        self._child(m.outcomes, "gate", result).inc()
         if outcome.duplicate:
             self.metrics.duplicates.inc()
             if span is not None:
@@ -191,9 +225,7 @@ class Telemetry:
             decision = str(getattr(d.decision, "value", d.decision))
             reason = str(getattr(d.reason_code, "value", d.reason_code))
             channel = str(getattr(d.channel, "value", d.channel))
-            self.metrics.decisions.labels(
-                decision=decision, reason_code=reason, channel=channel
-            ).inc()
+            self._child(m.decisions, decision, reason, channel).inc()
             if d.revokes:
                 self.metrics.revocations.inc()
             else:
@@ -211,4 +243,4 @@ class Telemetry:
         headers = [(k, v) for k, v in rec.headers if k not in ("traceparent", "tracestate")]
         ctx = trace.set_span_in_context(span) if span is not None else None
         propagate.inject(headers, context=ctx, setter=SETTER)
-        return OutRecord(rec.topic, rec.key, rec.value, headers)
+        return OutRecord(rec.topic, rec.key, rec.value, headers, rec.partition, rec.timestamp_ms)

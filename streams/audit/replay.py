@@ -36,13 +36,14 @@ from typing import Any
 
 from streams.app.pipeline import accept_input
 from streams.audit.compare import DecisionView, EmittedDecision, RequestInfo, RequestKey
-from streams.audit.window import BEGINNING, END, Bound, sort_key
+from streams.audit.window import BEGINNING, END, Bound
 from streams.config import kafka_for
 from streams.core.engine import DecisionEngine, contact_points
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
 from streams.core.keys import contact_key
 from streams.core.model import Decision, SendRequest
 from streams.core.policy import PolicyBook
+from streams.ordering import MergeKey, merge_key, sequence_of
 
 ORDERING_NOTE = (
     "inputs merged by broker record timestamp, ties by topic order (orders, signups, "
@@ -548,6 +549,7 @@ class Record:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    sequence: int = 0  # the producer's `sg-seq` stamp (streams.ordering)
 
 
 class KafkaReader:
@@ -644,7 +646,8 @@ class KafkaReader:
         *,
         high_water: int = 20_000,
     ) -> Iterator[Record]:
-        """Records of every [start, end) range, k-way merged by `window.sort_key`.
+        """Records of every [start, end) range, k-way merged by `ordering.merge_key` (the
+        worker's task merge order: append time, sg-seq, topic rank, partition, offset).
 
         A record is released only once every unfinished partition has a buffered head,
         so the merge is exact; a partition whose buffer grows past `high_water` is paused
@@ -663,10 +666,11 @@ class KafkaReader:
         finished = [False] * len(keys)
         waiting = set(range(len(keys)))  # unfinished partitions with an empty buffer
         paused: set[int] = set()
-        heap: list[tuple[tuple[int, int, int, int], int]] = []
+        heap: list[tuple[MergeKey, int]] = []
 
-        def rank(rec: Record) -> tuple[int, int, int, int]:
-            return sort_key(rec.timestamp_ms, topic_index[rec.topic], rec.partition, rec.offset)
+        def rank(rec: Record) -> MergeKey:
+            return merge_key(rec.timestamp_ms, rec.sequence, topic_index[rec.topic],
+                             rec.partition, rec.offset)
 
         def finish(i: int) -> None:
             finished[i] = True
@@ -690,7 +694,8 @@ class KafkaReader:
                     finish(i)
                 return
             ts_type, ts = m.timestamp()
-            rec = Record(keys[i][0], keys[i][1], off, int(ts) if ts_type else 0, m.key(), m.value())
+            rec = Record(keys[i][0], keys[i][1], off, int(ts) if ts_type else 0, m.key(), m.value(),
+                         sequence_of(m.headers()))
             buf = buffers[i]
             if not buf:
                 heapq.heappush(heap, (rank(rec), i))

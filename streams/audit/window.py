@@ -124,17 +124,6 @@ def parse_bound(text: str, *, prefix: str = "", is_end: bool = False) -> Bound:
     return Bound("time", spec, time=parse_rfc3339(spec))
 
 
-def sort_key(
-    timestamp_ms: int, topic_index: int, partition: int, offset: int
-) -> tuple[int, int, int, int]:
-    """Replay order of input records: broker timestamp, then topic order, then offset.
-
-    Each partition is consumed in offset order and merged by this key (a k-way merge), so
-    a partition's own order is kept even if its timestamps go backwards (CreateTime).
-    """
-    return (timestamp_ms, topic_index, partition, offset)
-
-
 def positions_to_json(positions: Mapping[tuple[str, int], int]) -> dict[str, dict[str, int]]:
     """{(topic, partition): offset} in the JSON-file shape `parse_bound` reads back."""
     out: dict[str, dict[str, int]] = {}

@@ -5,8 +5,10 @@ events of one contact published to `orders` and `unsubscribes` can reach the gat
 either order. Production relies on R-OBJECT-3 (re-check at dispatch, late objections
 revoke) for that race. To replay a scenario *exactly* in its file order — the demo and
 the end-to-end scenario test — the feeder publishes in rounds: line k of every file,
-then waits until each of those records has reached the gate's input (the internal
-re-keyed topic, matched by its `sg-source` header) or the dead-letter topic.
+then waits until each of those records has reached the gate: seen on the faust adapter's
+internal re-keyed topic (its `sg-source` header) or the dead-letter topic, or passed by
+the worker group's committed offsets (the Kafka runtime commits after processing and
+forwards only extra contacts).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams import topics as T
-from streams.app.pipeline import H_SOURCE, header, message_headers
+from streams.app.pipeline import message_headers
 from streams.config import kafka_for
 from streams.core.engine import contact_points
 from streams.core.keys import input_key
 from streams.core.parse import parse_event
+from streams.gate.records import H_SOURCE, header
 from streams.testing.observe import wait_for_topics
 
 
@@ -96,9 +99,13 @@ class BarrierFeeder:
     """Publish files in lock-step rounds (see module docstring)."""
 
     def __init__(self, bootstrap: str, codec: Any, *, topic_prefix: str = "",
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, group_id: str | None = None) -> None:
         self.publisher = Publisher(bootstrap, codec, topic_prefix=topic_prefix)
         self.timeout = timeout
+        # reads the worker group's committed offsets; never joins the group or commits
+        self.offsets = Consumer(kafka_for(bootstrap).consumer(
+            group_id or f"{topic_prefix}sendgate", {"enable.auto.commit": False}
+        ))
         self.watch = Consumer(kafka_for(bootstrap).consumer(
             f"feeder-{time.time_ns()}", {"enable.auto.commit": False}
         ))
@@ -118,6 +125,26 @@ class BarrierFeeder:
                 if source is not None:
                     self.seen.add(source)
             missing = sources - self.seen
+            if missing:
+                missing -= self._committed_past(missing)
+
+    def _committed_past(self, sources: set[bytes]) -> set[bytes]:
+        wanted: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
+        for src in sources:
+            topic, partition, at = src.decode().rsplit(":", 2)
+            wanted.setdefault((topic, int(partition)), []).append((int(at), src))
+        try:
+            committed = self.offsets.committed(
+                [TopicPartition(t, p) for t, p in wanted], timeout=5)
+        except KafkaException:
+            return set()
+        done: set[bytes] = set()
+        for tp in committed:
+            for offset, src in wanted.get((tp.topic, tp.partition), []):
+                if tp.offset is not None and tp.offset > offset:
+                    done.add(src)
+        self.seen |= done
+        return done
 
     def feed(self, files: Sequence[Sequence[dict[str, Any]]]) -> int:
         rounds = max((len(f) for f in files), default=0)
@@ -135,6 +162,7 @@ class BarrierFeeder:
 
     def close(self) -> None:
         self.watch.close()
+        self.offsets.close()
 
 
 def _record_source_into(sources: set[bytes]) -> Any:

@@ -1,9 +1,10 @@
 """Issue 4 §6b/§6d/§6e: crashes, restarts and a broker outage lose nothing.
 
-The reference for "the right decisions" is the core fed with the gate's own input, the
-internal re-keyed topic, in partition order: after any crash the final decisions on the
-output topics must equal it, every request must have exactly one final decision, and a
-decision emitted twice (replay after a crash) must be identical to the first.
+The reference for "the right decisions" is the core fed with the input topics in the
+gate's merge order (`streams.ordering.merge_key`, what the audit replays): after any crash
+the final decisions on the output topics must equal it, every request must have exactly
+one final decision, and a decision emitted twice (replay after a crash) must be identical
+to the first.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from streamkit import codec, comparable, make_topics, reference_decisions, running, worker
+from streamkit import (
+    codec,
+    comparable,
+    inputs_in_merge_order,
+    make_topics,
+    reference_decisions,
+    running,
+    worker,
+)
 
-from streams import topics as T
 from streams.config import REPO_ROOT
 from streams.testing.feeder import Publisher
 from streams.testing.observe import Observed, OutputReader
@@ -30,30 +37,6 @@ pytestmark = pytest.mark.timeout(3600)
 
 # `make soak` (SENDGATE_SOAK=1) runs the same tests with ten times the traffic
 SCALE = 10 if os.environ.get("SENDGATE_SOAK") == "1" else 1
-
-
-def gate_input_in_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str, Any]]:
-    """Decoded records of the internal topic, partition by partition, in offset order."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ref-{time.time_ns()}",
-                         "enable.auto.commit": False})
-    topic = prefix + T.CONTACT_EVENTS
-    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    events: list[dict[str, Any]] = []
-    for p in sorted(parts):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        if high <= low:
-            continue
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)])
-        while True:
-            msgs = consumer.consume(1000, 2.0)
-            for m in msgs:
-                if not m.error():
-                    _, rec = c.decode(m.value())
-                    events.append(rec)
-            if not msgs or msgs[-1].offset() >= high - 1:
-                break
-    consumer.close()
-    return events
 
 
 def assert_consistent(observed: Observed, requests: Iterable[str],
@@ -121,7 +104,7 @@ def test_sigkill_one_of_two_workers_mid_stream(
         assert feed.error is None and feed.sent == len(events)
         observed = reader.wait_for_requests(_requests(events), timeout=300 * SCALE, settle=5.0)
     reader.close()
-    reference = reference_decisions(gate_input_in_order(kafka_bootstrap, prefix, c))
+    reference = reference_decisions(inputs_in_merge_order(kafka_bootstrap, prefix, c))
     assert_consistent(observed, _requests(events), reference)
 
 
@@ -150,5 +133,5 @@ def test_broker_down_for_ten_seconds(
         observed = reader.wait_for_requests(_requests(events), timeout=300 * SCALE, settle=5.0)
         reader.close()
         assert w.alive(), "the worker must ride out a broker outage"
-    reference = reference_decisions(gate_input_in_order(kafka_bootstrap, prefix, c))
+    reference = reference_decisions(inputs_in_merge_order(kafka_bootstrap, prefix, c))
     assert_consistent(observed, _requests(events), reference)

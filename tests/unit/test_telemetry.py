@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from streams.app.pipeline import Gate, Ingestor, header
 from streams.app.telemetry import Telemetry
 from streams.codecs.registry import get_codec
 from streams.core.policy import PolicyBook
+from streams.gate.gate import Admitted, Gate, MemoryStore
+from streams.gate.records import InRecord, header
 from streams.testing.feeder import Publisher
 from streams.workload import Workload
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
-
-
-@dataclass
-class Msg:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
 
 
 def test_one_consumer_span_per_decision_continued_and_injected() -> None:
@@ -38,24 +26,20 @@ def test_one_consumer_span_per_decision_continued_and_injected() -> None:
     codec = get_codec()
     pub = Publisher.__new__(Publisher)
     pub.codec, pub.prefix = codec, ""
-    ingestor = Ingestor(codec, b"k")
-    gate = Gate(codec, PolicyBook.default())
+    gate = Gate(codec, PolicyBook.default(), b"k", telemetry=telemetry)
 
     request = Workload(contacts=10, run_id="tel").send_request(3)
     topic, key, value = pub.encode(request)
-    ingest = ingestor.ingest(topic, 0, 0, key, value, [("traceparent", TRACEPARENT.encode())])
-    (forward,) = ingest.forwards
-    msg = Msg(forward.topic, 5, 42, forward.key or b"", forward.value, forward.headers)
-    outputs: list[Any] = []
-    with telemetry.decision_span(msg) as span:
-        outcome = gate.process(None, msg.key, msg.value, msg.headers)
-        telemetry.on_gate(outcome, span, msg)
-        outputs = [telemetry.inject(r, span) for r in outcome.outputs]
+    rec = InRecord(topic, 5, 42, 0, key, value, [("traceparent", TRACEPARENT.encode())])
+    adm = gate.admit(rec)
+    assert isinstance(adm, Admitted)
+    outcome = gate.fold(MemoryStore(), gate.contact_event(adm, adm.routes[0]), rec)
+    outputs = list(outcome.outputs)
 
     (finished,) = exporter.get_finished_spans()
     assert finished.context is not None
     assert format(finished.context.trace_id, "032x") == TRACE_ID
-    assert finished.name == "process sendgate.contact-events"
+    assert finished.name == "process send-requests"
     attrs = dict(finished.attributes or {})
     assert attrs["messaging.system"] == "kafka"
     assert attrs["messaging.destination.partition.id"] == "5"

@@ -15,8 +15,8 @@ from streams.audit.window import (
     parse_bound,
     parse_rfc3339,
     positions_to_json,
-    sort_key,
 )
+from streams.ordering import merge_key
 
 
 def test_keywords() -> None:
@@ -67,9 +67,11 @@ def test_offsets_file_round_trips(tmp_path: Path) -> None:
         parse_bound(f"@{tmp_path / 'missing.json'}")
 
 
-def test_sort_key_orders_by_time_then_topic_then_offset() -> None:
-    keys = [sort_key(5, 3, 0, 1), sort_key(5, 0, 2, 9), sort_key(4, 3, 0, 0), sort_key(5, 0, 2, 3)]
-    assert sorted(keys) == [(4, 3, 0, 0), (5, 0, 2, 3), (5, 0, 2, 9), (5, 3, 0, 1)]
+def test_merge_key_orders_by_time_then_sequence_then_topic_then_offset() -> None:
+    keys = [merge_key(5, 0, 3, 0, 1), merge_key(5, 0, 0, 2, 9), merge_key(4, 9, 3, 0, 0),
+            merge_key(5, 0, 0, 2, 3), merge_key(5, 7, 0, 0, 0)]
+    assert sorted(keys) == [(4, 9, 3, 0, 0), (5, 0, 0, 2, 3), (5, 0, 0, 2, 9), (5, 0, 3, 0, 1),
+                            (5, 7, 0, 0, 0)]
 
 
 def test_progress_line() -> None:

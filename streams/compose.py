@@ -1,0 +1,234 @@
+"""The composition root: builds a worker from `Settings` (issue 15 §6).
+
+`Settings` (streams/config.py) carries the deployment (broker, Redis, codec, secret
+source, partitions); `WorkerSettings` the knobs of the stream job. Both are read from
+the environment here and in `Settings.from_env` only; every component below gets its
+configuration as arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from streams.config import Settings, hmac_key
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from streams.app.telemetry import Telemetry
+    from streams.gate.gate import Gate
+
+log = logging.getLogger("sendgate.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """The stream job's settings (README, Configuration)."""
+
+    runtime: str = "kafka"
+    topic_prefix: str = ""
+    data_dir: Path | None = None
+    status_view: bool = True
+    commit_interval_ms: int = 1000
+    max_task_idle_ms: int = 500
+    buffer_max: int = 2000
+    state_cache: int = 4096
+    batch_max: int = 100  # faust adapter: events per agent wake-up
+    batch_within: float = 0.005
+    parsed_cache: int = 32768
+    rocksdb_write_buffer_mb: int = 8
+    rocksdb_block_cache_mb: int = 16
+    fetch_min_bytes: int = 65536
+    fetch_max_wait_ms: int = 10
+    gc_threshold: str = "100000,50,100"
+    event_loop: str = "uvloop"
+    metrics_port: int = 0
+    web_port: int | None = None
+    loglevel: str = "warning"
+
+    @staticmethod
+    def from_env() -> WorkerSettings:
+        env = os.environ
+        eos = env.get("SENDGATE_PROCESSING_GUARANTEE", "at_least_once") == "exactly_once"
+        return WorkerSettings(
+            runtime=env.get("SENDGATE_RUNTIME", "kafka"),
+            topic_prefix=env.get("SENDGATE_TOPIC_PREFIX", ""),
+            status_view=env.get("SENDGATE_STATUS_VIEW", "1") != "0",
+            commit_interval_ms=int(env.get("SENDGATE_COMMIT_INTERVAL_MS",
+                                           "100" if eos else "1000")),
+            max_task_idle_ms=int(env.get("SENDGATE_MAX_TASK_IDLE_MS", "500")),
+            buffer_max=int(env.get("SENDGATE_BUFFER_MAX", "2000")),
+            state_cache=int(env.get("SENDGATE_STATE_CACHE", "4096")),
+            batch_max=int(env.get("SENDGATE_BATCH_MAX", "100")),
+            batch_within=float(env.get("SENDGATE_BATCH_WITHIN", "0.005")),
+            parsed_cache=int(env.get("SENDGATE_PARSED_CACHE", "32768")),
+            rocksdb_write_buffer_mb=int(env.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "8")),
+            rocksdb_block_cache_mb=int(env.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "16")),
+            fetch_min_bytes=int(env.get("SENDGATE_FETCH_MIN_BYTES", "65536")),
+            fetch_max_wait_ms=int(env.get("SENDGATE_FETCH_MAX_WAIT_MS", "10")),
+            gc_threshold=env.get("SENDGATE_GC_THRESHOLD", "100000,50,100"),
+            event_loop=env.get("SENDGATE_EVENT_LOOP", "uvloop"),
+            metrics_port=int(env.get("SENDGATE_METRICS_PORT", "0")),
+            loglevel=env.get("SENDGATE_LOGLEVEL", "warning"),
+        )
+
+
+def with_args(ws: WorkerSettings, **overrides: Any) -> WorkerSettings:
+    """The settings with the command line's explicit values (None: keep)."""
+    return replace(ws, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def tune_gc(setting: str) -> None:
+    """Move start-up objects out of the collector's sight and collect young objects less
+    often (default 100000,50,100; "default" keeps CPython's): every event allocates a few
+    hundred short-lived objects, and with CPython's threshold of 700 the collector ran
+    every few events over the worker's long-lived objects."""
+    import gc
+
+    if setting == "default":
+        return
+    gen0, gen1, gen2 = (int(part) for part in setting.split(","))
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gen0, gen1, gen2)
+
+
+def build_gate(settings: Settings, ws: WorkerSettings, telemetry: Telemetry | None = None,
+               secret: bytes | None = None) -> Gate:
+    from streams.codecs.registry import get_codec
+    from streams.core.policy import PolicyBook, load_policy_book
+    from streams.gate.gate import Gate
+
+    policies = (load_policy_book(settings.policy_file) if settings.policy_file
+                else PolicyBook.default())
+    return Gate(get_codec(settings), policies, secret if secret is not None else hmac_key(),
+                partitions=settings.partitions, topic_prefix=ws.topic_prefix,
+                telemetry=telemetry)
+
+
+def run_kafka_worker(settings: Settings, ws: WorkerSettings,
+                     stop: threading.Event | None = None) -> int:
+    """The default worker: the Kafka task runtime over the gate, plus (unless
+    SENDGATE_STATUS_VIEW=0) the status view kept from the changelog in a thread."""
+
+    from streams.app.telemetry import Telemetry
+    from streams.runtime.store import StoreOptions
+    from streams.runtime.tasks import RuntimeConfig, TaskRuntime, changelog_topic
+
+    telemetry = Telemetry.from_env(settings)
+    if ws.metrics_port:
+        telemetry.serve_metrics(ws.metrics_port)
+    gate = build_gate(settings, ws, telemetry)
+    cfg = RuntimeConfig(
+        kafka=settings.kafka,
+        app_id=settings.app_id,
+        data_dir=ws.data_dir or settings.data_dir,
+        partitions=settings.partitions,
+        topic_prefix=ws.topic_prefix,
+        exactly_once=settings.processing_guarantee == "exactly_once",
+        commit_interval_s=ws.commit_interval_ms / 1000,
+        max_task_idle_s=ws.max_task_idle_ms / 1000,
+        buffer_max=ws.buffer_max,
+        fetch_min_bytes=ws.fetch_min_bytes,
+        fetch_max_wait_ms=ws.fetch_max_wait_ms,
+        store=StoreOptions(ws.rocksdb_write_buffer_mb, ws.rocksdb_block_cache_mb,
+                           ws.state_cache),
+    )
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    lag = telemetry.metrics.lag
+
+    def on_lag(topic: str, partition: int, behind: int) -> None:
+        lag.labels(topic, str(partition)).set(behind)
+
+    runtime = TaskRuntime(gate, cfg, on_lag=on_lag)
+    halt = stop or threading.Event()
+    _on_signals(halt, runtime.stop)
+    view_thread = None
+    if ws.status_view:
+        view_thread = _start_view_follower(
+            settings, changelog_topic(settings.app_id, ws.topic_prefix),
+            f"{ws.topic_prefix}{settings.app_id}", halt, telemetry.metrics.registry)
+    tune_gc(ws.gc_threshold)
+    try:
+        runtime.run()
+    finally:
+        halt.set()
+        if view_thread is not None:
+            view_thread.join(10)
+    return 0
+
+
+def _on_signals(halt: threading.Event, stop_runtime: object) -> None:
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        halt.set()
+        if callable(stop_runtime):
+            stop_runtime()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _start_view_follower(settings: Settings, topic: str, group_prefix: str,
+                         halt: threading.Event, registry: CollectorRegistry) -> threading.Thread:
+    """The status view written from the changelog, in this process: the same code as
+    `sendgate view follow` (which replaces it at scale, with SENDGATE_STATUS_VIEW=0).
+
+    Whether the changelog already held states is asked before the runtime writes any
+    (issue 12 §3: only a writer that starts on an empty changelog may create the view
+    marker without flagging the view stale)."""
+    from streams.view.follower import changelog_holds_states
+
+    had_states = changelog_holds_states(
+        settings.kafka.consumer(f"{group_prefix}-view-probe"), topic)
+
+    def run() -> None:
+        import asyncio
+
+        from streams.core.policy import PolicyBook, load_policy_book
+        from streams.view.follower import ViewFollower
+        from streams.view.metrics import expose_view_metrics
+        from streams.view.projection import StatusView
+
+        async def main() -> None:
+            policies = (load_policy_book(settings.policy_file) if settings.policy_file
+                        else PolicyBook.default())
+            view = StatusView.from_env(settings.redis_url, policies,
+                                       source_had_states=had_states)
+            expose_view_metrics(registry, view)
+            stop = asyncio.Event()
+
+            async def watch() -> None:
+                while not halt.is_set():
+                    await asyncio.sleep(0.2)
+                stop.set()
+
+            watcher = asyncio.ensure_future(watch())
+            try:
+                await ViewFollower(settings.kafka_bootstrap, topic, view,
+                                   f"{group_prefix}-view-follower").run(stop)
+            finally:
+                watcher.cancel()
+                await view.aclose(flush_timeout=2.0)
+
+        try:
+            asyncio.run(main())
+        except Exception:
+            log.exception("status view follower stopped")
+
+    thread = threading.Thread(target=run, name="view-follower", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_faust_worker(settings: Settings, ws: WorkerSettings) -> int:
+    """The faust-streaming adapter (`--runtime faust`, pyproject extra `faust`)."""
+    from streams.app.faust_worker import run_faust
+
+    return run_faust(settings, ws)

@@ -1,0 +1,108 @@
+"""The ordered merge of a process's assigned partitions (issue 15 §4).
+
+Records are handed out by `ordering.merge_key` (append time, `sg-seq`, topic rank,
+partition, offset), one k-way merge over every partition this process owns, so the
+extra contacts of a record can be folded in-process at the record's place in the order.
+A partition whose buffer is empty but which is known to lag (its high watermark is past
+the next offset) holds the merge back for at most `max_idle_s` (Kafka Streams'
+`max.task.idle.ms`, KIP-353/695): on a backlog every partition's head is seen before a
+record is taken; a partition that stays behind longer no longer stops the others.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streams.gate.records import InRecord
+from streams.ordering import MergeKey, merge_key, sequence_of
+
+TP = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Part:
+    buffer: deque[tuple[MergeKey, InRecord]] = field(default_factory=deque)
+    next_offset: int = -1  # the offset after the last record buffered (-1: unknown)
+
+
+class Merge:
+    def __init__(self, rank: dict[str, int], max_idle_s: float,
+                 high_watermark: Callable[[TP], int], waits_for: frozenset[str]) -> None:
+        self.rank = rank
+        self.waits_for = waits_for  # topics whose lag holds the merge (the inputs)
+        self.max_idle_s = max_idle_s
+        self.high_watermark = high_watermark
+        self.parts: dict[TP, _Part] = {}
+        self.heap: list[tuple[MergeKey, TP]] = []
+        self.blocked: set[TP] = set()
+        self.idle_since: float | None = None
+        self.buffered = 0
+
+    def assign(self, tp: TP, next_offset: int) -> None:
+        self.parts[tp] = _Part(next_offset=next_offset)
+
+    def clear(self) -> None:
+        self.parts.clear()
+        self.heap.clear()
+        self.blocked.clear()
+        self.idle_since = None
+        self.buffered = 0
+
+    def size(self, tp: TP) -> int:
+        part = self.parts.get(tp)
+        return 0 if part is None else len(part.buffer)
+
+    def add(self, rec: InRecord) -> None:
+        tp = (rec.topic, rec.partition)
+        part = self.parts.get(tp)
+        if part is None:
+            return  # not (or no longer) ours
+        if rec.offset < part.next_offset:
+            return  # already buffered (a seek back)
+        key = merge_key(rec.timestamp_ms, sequence_of(rec.headers), self.rank[rec.topic],
+                        rec.partition, rec.offset)
+        if not part.buffer:
+            heapq.heappush(self.heap, (key, tp))
+            self.blocked.discard(tp)
+        part.buffer.append((key, rec))
+        part.next_offset = rec.offset + 1
+        self.buffered += 1
+
+    def refresh_blocked(self) -> None:
+        """Recompute the lagging empty partitions (after a fetch)."""
+        blocked = self.blocked
+        blocked.clear()
+        hw = self.high_watermark
+        for tp, part in self.parts.items():
+            if not part.buffer and tp[0] in self.waits_for and self._lags(tp, part, hw):
+                blocked.add(tp)
+
+    @staticmethod
+    def _lags(tp: TP, part: _Part, hw: Callable[[TP], int]) -> bool:
+        high = hw(tp)
+        return high < 0 or part.next_offset < 0 or high > part.next_offset
+
+    def pop(self, now: float) -> InRecord | None:
+        """The next record in merge order, or None (empty, or waiting for a lagging
+        partition)."""
+        if not self.heap:
+            return None
+        if self.blocked:
+            if self.idle_since is None:
+                self.idle_since = now
+            if now - self.idle_since < self.max_idle_s:
+                return None
+        else:
+            self.idle_since = None
+        _, tp = heapq.heappop(self.heap)
+        part = self.parts[tp]
+        _, rec = part.buffer.popleft()
+        self.buffered -= 1
+        if part.buffer:
+            heapq.heappush(self.heap, (part.buffer[0][0], tp))
+        elif tp[0] in self.waits_for and self._lags(tp, part, self.high_watermark):
+            self.blocked.add(tp)
+        return rec

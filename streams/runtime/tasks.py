@@ -1,0 +1,625 @@
+"""The Kafka task runtime: confluent-kafka, one consumer, one producer, RocksDB per task.
+
+A task is partition p of the four input topics, of the internal (forward) topic and of the
+changelog; the range assignor gives one member all topics' partition p (co-partitioned).
+The runtime knows nothing about consent law: it feeds records to the `Gate` in merge
+order (`runtime.merge`) and keeps the gate's state in per-task `TaskStore`s.
+
+Commit cycle (Kafka Streams' order, issue 15 §5), every `commit_interval_s`:
+  1. produce the changelog records of the dirty states (outputs went out as produced)
+  2. flush the producer (at least once) or, under exactly-once, send the consumed offsets
+     to the transaction and commit it (outputs, forwards, changelog, offsets: all or none)
+  3. commit the input offsets (at least once)
+  4. write the RocksDB batch with the changelog offsets it reflects.
+A crash anywhere replays from the last committed offset: the folds are idempotent by
+event_id and a repeated request re-emits its stored decision, identical (contract §6).
+
+Rebalance (eager, range): on revoke the cycle runs and the tasks are closed; on assign
+each task's store restores the changelog after its stored offset before records flow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, cast
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from streams import topics as T
+from streams.core.model import Order
+from streams.gate.gate import Admitted, Folded, Gate, Rejected
+from streams.gate.records import Headers, InRecord, OutRecord, header
+from streams.kafka_config import KafkaClientConfig
+from streams.ordering import INTERNAL_RANK, TOPIC_RANK
+from streams.runtime.merge import TP, Merge
+from streams.runtime.store import (
+    INDEX_PREFIX,
+    META_CHANGELOG_NEXT,
+    META_INDEX_NEXT,
+    IndexEntry,
+    StoreOptions,
+    TaskStore,
+)
+
+log = logging.getLogger("sendgate.runtime")
+
+H_FOLDED: Final = "sg-folded"
+"""On a forward: the process that produced it folded it already (it owned the target);
+a repeated request found by the forward then re-emits nothing (the origin did)."""
+
+CHANGELOG_SUFFIX: Final = "-contact-state-changelog"
+INDEX_SUFFIX: Final = "-order-index-changelog"
+"""Compacted topic of the order index (which contacts an order's latest version lists)."""
+PRODUCER_MAX_REQUEST = 6 * 1024 * 1024
+
+
+def changelog_topic(app_id: str, topic_prefix: str = "") -> str:
+    """`{prefix}{app_id}-contact-state-changelog` (the name faust gave it, so `view
+    follow`, `view rebuild` and `export` read either runtime's changelog)."""
+    return f"{topic_prefix}{app_id}{CHANGELOG_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    kafka: KafkaClientConfig
+    app_id: str
+    data_dir: Path
+    partitions: int
+    topic_prefix: str = ""
+    exactly_once: bool = False
+    commit_interval_s: float = 1.0
+    max_task_idle_s: float = 0.5
+    buffer_max: int = 2000
+    fetch_min_bytes: int = 65536
+    fetch_max_wait_ms: int = 10
+    store: StoreOptions = field(default_factory=StoreOptions)
+
+    @property
+    def group_id(self) -> str:
+        return self.topic_prefix + self.app_id
+
+
+class DeliveryFailed(RuntimeError):
+    """A record could not be delivered after the producer's retries: stop, commit nothing
+    past it (the records are read again by the next owner)."""
+
+
+class TaskRuntime:
+    def __init__(self, gate: Gate, cfg: RuntimeConfig,
+                 on_lag: Callable[[str, int, int], None] | None = None) -> None:
+        self.gate = gate
+        self.cfg = cfg
+        self.on_lag = on_lag
+        prefix = cfg.topic_prefix
+        self.inputs = tuple(prefix + t for t in T.INPUT_TOPICS)
+        self.internal = prefix + T.CONTACT_EVENTS
+        self.changelog = changelog_topic(cfg.app_id, prefix)
+        self.index_topic = f"{prefix}{cfg.app_id}{INDEX_SUFFIX}"
+        rank = {prefix + spec.name: TOPIC_RANK[str(spec.event_type)] for spec in T.INPUT_SPECS}
+        rank[self.internal] = INTERNAL_RANK
+        # a lagging internal partition holds the merge too (a forward appended but not yet
+        # fetched); not under exactly-once, where transaction markers count in its high
+        # watermark and would make it look behind for ever
+        waits_for = frozenset(self.inputs) | (
+            frozenset() if cfg.exactly_once else frozenset({self.internal}))
+        self.merge = Merge(rank, cfg.max_task_idle_s, self._high_watermark, waits_for)
+        self.stores: dict[int, TaskStore] = {}
+        self.processed: dict[TP, int] = {}  # next offset to commit per input partition
+        self.assigned_hw: dict[TP, int] = {}
+        self.paused: set[TP] = set()
+        self.changelog_next: dict[int, int] = {}
+        self.index_next: dict[int, int] = {}
+        self.failure: BaseException | None = None
+        self.stop_requested = threading.Event()
+        self.in_txn = False
+        self.records = 0
+        self._last_commit = time.monotonic()
+        self._last_lag = 0.0
+        self.consumer = Consumer(cfg.kafka.consumer(cfg.group_id, {
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "range",
+            "isolation.level": "read_committed",
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
+            "max.poll.interval.ms": 600_000,
+            "fetch.min.bytes": cfg.fetch_min_bytes,
+            "fetch.wait.max.ms": cfg.fetch_max_wait_ms,
+            "queued.max.messages.kbytes": 32768,
+            "enable.partition.eof": False,
+        }))
+        extra: dict[str, object] = {
+            "linger.ms": 5,
+            "acks": "all",
+            "enable.idempotence": True,
+            "message.max.bytes": PRODUCER_MAX_REQUEST,
+            "compression.type": "lz4",
+        }
+        if cfg.exactly_once:
+            extra["transactional.id"] = f"{cfg.group_id}-{_stable_id(cfg.data_dir)}"
+        self.producer = Producer(cfg.kafka.producer(extra))
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def ensure_changelogs(self) -> None:
+        """Create the compacted changelog topics (state, order index) if missing."""
+        admin = AdminClient(self.cfg.kafka.admin())  # type: ignore[arg-type]
+        wanted = [self.changelog, self.index_topic]
+        existing = admin.list_topics(timeout=10).topics
+        new = [NewTopic(name, num_partitions=self.cfg.partitions, replication_factor=1,
+                        config={"cleanup.policy": "compact",
+                                "max.message.bytes": str(PRODUCER_MAX_REQUEST)})
+               for name in wanted if name not in existing]
+        if not new:
+            return
+        for fut in admin.create_topics(new).values():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+        for _ in range(50):
+            topics = admin.list_topics(timeout=10).topics
+            if all(name in topics for name in wanted):
+                return
+            time.sleep(0.2)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.ensure_changelogs()
+        if self.cfg.exactly_once:
+            self.producer.init_transactions(60)
+        self.consumer.subscribe(
+            [*self.inputs, self.internal],
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+        )
+        try:
+            while not self.stop_requested.is_set():
+                self._check()
+                msgs = self.consumer.consume(1000, 0.05 if self.merge.buffered else 0.2)
+                for m in msgs:
+                    self._buffer(m)
+                self.merge.refresh_blocked()
+                self._drain()
+                self._resume_drained()
+                now = time.monotonic()
+                if now - self._last_commit >= self.cfg.commit_interval_s:
+                    self.commit()
+                if self.on_lag is not None and now - self._last_lag >= 5.0:
+                    self._report_lag()
+            self.commit()
+        finally:
+            try:
+                self.consumer.close()  # revokes: runs the commit cycle once more
+            finally:
+                for store in self.stores.values():
+                    store.close()
+                self.stores.clear()
+                self.producer.flush(10)
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise DeliveryFailed(str(self.failure)) from self.failure
+
+    def _buffer(self, m: Message) -> None:
+        err = m.error()
+        if err is not None:
+            if err.fatal():
+                raise KafkaException(err)
+            log.warning("consumer: %s", err)
+            return
+        ts_type, ts = m.timestamp()
+        topic, partition = cast(str, m.topic()), cast(int, m.partition())
+        rec = InRecord(topic, partition, cast(int, m.offset()), int(ts) if ts_type else 0,
+                       m.key(), m.value(), cast(Headers, m.headers() or []))
+        self.merge.add(rec)
+        tp = (topic, partition)
+        if self.merge.size(tp) >= self.cfg.buffer_max and tp not in self.paused:
+            self.consumer.pause([TopicPartition(topic, partition)])
+            self.paused.add(tp)
+
+    def _resume_drained(self) -> None:
+        if not self.paused:
+            return
+        low = self.cfg.buffer_max // 2
+        ready = [tp for tp in self.paused if self.merge.size(tp) <= low]
+        if ready:
+            self.consumer.resume([TopicPartition(t, p) for t, p in ready])
+            self.paused.difference_update(ready)
+
+    def _drain(self) -> None:
+        merge, process = self.merge, self._process
+        deadline = time.monotonic() + self.cfg.commit_interval_s
+        n = 0
+        while True:
+            rec = merge.pop(time.monotonic())
+            if rec is None:
+                return
+            process(rec)
+            n += 1
+            if n % 256 == 0:
+                self.producer.poll(0)
+                if time.monotonic() >= deadline:
+                    return
+
+    def _high_watermark(self, tp: TP) -> int:
+        try:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        except KafkaException:
+            high = -1
+        return int(high) if high is not None and high >= 0 else self.assigned_hw.get(tp, -1)
+
+    # -- one record --------------------------------------------------------------------
+
+    def _process(self, rec: InRecord) -> None:
+        gate = self.gate
+        if rec.topic == self.internal:
+            self._fold_forward(rec)
+        else:
+            adm = gate.admit(rec)
+            if isinstance(adm, Rejected):
+                log.warning("dead-lettered %s:%s:%s reason=%s field=%s", rec.topic,
+                            rec.partition, rec.offset, adm.rejection.reason.value,
+                            adm.rejection.field)
+                self._send(adm.dead_letter)
+            else:
+                self._fold_admitted(adm)
+        self.processed[(rec.topic, rec.partition)] = rec.offset + 1
+        self.records += 1
+
+    def _fold_admitted(self, adm: Admitted) -> None:
+        gate, rec = self.gate, adm.record
+        for route in adm.routes:
+            store = self.stores.get(route.partition)
+            here = route.index == 0 and route.partition == rec.partition
+            if not here:
+                fwd = gate.forward(adm, route)
+                if store is not None:
+                    fwd = OutRecord(fwd.topic, fwd.key, fwd.value,
+                                    [*fwd.headers, (H_FOLDED, b"1")], fwd.partition,
+                                    fwd.timestamp_ms)
+                self._send(fwd)
+            if store is not None:
+                self._emit(gate.fold(store, gate.contact_event(adm, route), rec))
+        if isinstance(adm.event, Order):
+            self._reindex_order(adm)
+
+    def _reindex_order(self, adm: Admitted) -> None:
+        """Contract §2: a later version of an order replaces the earlier one as a whole, so
+        a contact the new version no longer lists forgets the order. The index (order ->
+        listed contacts) lives in the task of the partition the order's records land on;
+        a forget goes to the dropped contact's owner like a forward."""
+        rec = adm.record
+        home = self.stores.get(rec.partition)
+        if home is None:
+            return
+        order = cast(Order, adm.event)
+        okey = f"{len(order.tenant)}:{order.tenant}|{order.order_id}".encode()
+        listed: list[IndexEntry] = [
+            (r.key.decode(), r.partition, str(r.contact.type)) for r in adm.routes]
+        keys = {k for k, _, _ in listed}
+        for key, partition, ctype in home.order_contacts(okey):
+            if key in keys:
+                continue
+            fwd = self.gate.forget_forward(adm, key.encode(), partition, ctype)
+            target = self.stores.get(partition)
+            if target is not None:
+                self.gate.fold(target, self.gate.forget_event(adm, key.encode(), ctype), rec)
+                fwd = OutRecord(fwd.topic, fwd.key, fwd.value, [*fwd.headers, (H_FOLDED, b"1")],
+                                fwd.partition, fwd.timestamp_ms)
+            self._send(fwd)
+        home.set_order_contacts(okey, listed)
+
+    def _fold_forward(self, rec: InRecord) -> None:
+        store = self.stores.get(rec.partition)
+        if store is None:
+            return
+        ce = self.gate.open_forward(rec)
+        if isinstance(ce, Rejected):
+            self._send(ce.dead_letter)
+            return
+        folded = self.gate.fold(store, ce, rec)
+        if folded.duplicate and header(rec.headers, H_FOLDED) == b"1":
+            return  # the origin process folded it and emitted the decision
+        self._emit(folded)
+
+    def _emit(self, folded: Folded) -> None:
+        if folded.dead_letter is not None:
+            self._send(folded.dead_letter)
+        for out in folded.outputs:
+            self._send(out)
+
+    def _send(self, out: OutRecord) -> None:
+        self._begin()
+        kwargs: dict[str, Any] = {"headers": out.headers, "on_delivery": self._delivered}
+        if out.partition is not None:
+            kwargs["partition"] = out.partition
+        if out.timestamp_ms is not None:
+            kwargs["timestamp"] = out.timestamp_ms
+        while True:
+            try:
+                self.producer.produce(out.topic, out.value, out.key, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    def _begin(self) -> None:
+        if self.cfg.exactly_once and not self.in_txn:
+            self.producer.begin_transaction()
+            self.in_txn = True
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            log.critical("could not deliver a record to %s: %s", msg.topic(), err)
+            self.failure = KafkaException(err)
+
+    def _produce_to(self, topic: str, key: bytes, value: bytes, partition: int,
+                    on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, partition=partition,
+                                      on_delivery=on_delivery)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    def _changelog_delivered(self, err: KafkaError | None, msg: Message) -> None:
+        self._track(err, msg, self.changelog_next)
+
+    def _index_delivered(self, err: KafkaError | None, msg: Message) -> None:
+        self._track(err, msg, self.index_next)
+
+    def _track(self, err: KafkaError | None, msg: Message, nexts: dict[int, int]) -> None:
+        if err is not None:
+            self._delivered(err, msg)
+            return
+        p, off = msg.partition(), msg.offset()
+        if p is None or off is None or off < 0:
+            return
+        if off + 1 > nexts.get(p, -1):
+            nexts[p] = off + 1
+
+    # -- commit cycle ------------------------------------------------------------------
+
+    def commit(self) -> None:
+        self._last_commit = time.monotonic()
+        pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        records: list[tuple[bytes, bytes]]
+        for p, store in self.stores.items():
+            records = store.take_dirty()
+            if not records:
+                continue
+            self._begin()
+            for key, value in records:
+                self._produce_to(self.changelog, key, value, p, self._changelog_delivered)
+            pending[p] = [(k, v) for k, v in records]
+        pending_index: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for p, store in self.stores.items():
+            entries = store.take_dirty_index()
+            if not entries:
+                continue
+            self._begin()
+            for key, value in entries:
+                self._produce_to(self.index_topic, key, value, p, self._index_delivered)
+            pending_index[p] = [(k, v) for k, v in entries]
+        offsets = [TopicPartition(t, p, off) for (t, p), off in self.processed.items()]
+        if self.cfg.exactly_once:
+            if offsets:
+                self._begin()  # records that produced nothing still move the offsets
+            if self.in_txn:
+                if offsets:
+                    self.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), 30)
+                self.producer.commit_transaction(60)
+                self.in_txn = False
+        else:
+            while self.producer.flush(1.0):
+                log.warning("commit: waiting for the producer (%d records in flight)",
+                            len(self.producer))
+                if self.stop_requested.is_set() and self.failure is not None:
+                    break
+        self._check()
+        if not self.cfg.exactly_once and offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                # a rebalance or an outage: the records are read again, folds are
+                # idempotent and a repeated request re-emits its stored decision
+                log.warning("commit of offsets failed: %s", exc.args[0])
+        self.processed.clear()
+        for p, written in pending.items():
+            task = self.stores.get(p)
+            if task is not None:
+                task.write(written, self.changelog_next.get(p))
+        for p, written in pending_index.items():
+            task = self.stores.get(p)
+            if task is not None:
+                task.write(written, self.index_next.get(p), meta=META_INDEX_NEXT,
+                           prefix=INDEX_PREFIX)
+
+    # -- rebalance ---------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tasks = sorted({tp.partition for tp in partitions})
+        log.info("assigned tasks %s", tasks)
+        started = time.monotonic()
+        restored = self._open_tasks(tasks)
+        if restored:
+            secs = time.monotonic() - started
+            log.info("restored %d changelog records in %.2fs (%.0f/s)", restored, secs,
+                     restored / max(secs, 1e-6))
+        committed = consumer.committed(partitions, timeout=30)
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            low, high = watermarks(consumer, tp.topic, tp.partition)
+            start = tp.offset if tp.offset is not None and tp.offset >= 0 else low
+            self.assigned_hw[key] = high
+            self.merge.assign(key, start)
+        consumer.assign(partitions)
+        consumer.resume(partitions)  # a partition paused before a rebalance must not stay so
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("revoking %d partitions", len(partitions))
+        try:
+            self.commit()
+        finally:
+            self._drop_tasks()
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("lost %d partitions (session timed out); dropping their state",
+                    len(partitions))
+        self.processed.clear()
+        if self.cfg.exactly_once and self.in_txn:
+            self.producer.abort_transaction(30)
+            self.in_txn = False
+        for store in self.stores.values():
+            store.dirty.clear()
+            store.dirty_index.clear()
+        self._drop_tasks()
+
+    def _drop_tasks(self) -> None:
+        self.merge.clear()
+        self.paused.clear()
+        self.assigned_hw.clear()
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+
+    def _open_tasks(self, tasks: list[int]) -> int:
+        """Open the tasks' stores and restore both changelogs (states, order index) after
+        each store's offsets, all partitions through one consumer in large fetches."""
+        restorer = Consumer(self.cfg.kafka.consumer(f"{self.cfg.group_id}-restore", {
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 64 << 20,
+            "max.partition.fetch.bytes": 16 << 20,
+            "fetch.wait.max.ms": 10,
+        }))
+        try:
+            for p in tasks:
+                path = self.cfg.data_dir / f"task-{p}"
+                store = TaskStore(path, p, self.cfg.store)
+                for topic, meta in ((self.changelog, META_CHANGELOG_NEXT),
+                                    (self.index_topic, META_INDEX_NEXT)):
+                    _, high = watermarks(restorer, topic, p)
+                    start = store.changelog_next(meta)
+                    if start is not None and start > high:
+                        log.warning("task %d: local store is ahead of %s (%d > %d); "
+                                    "rebuilding it", p, topic, start, high)
+                        store.close()
+                        TaskStore.wipe(path)
+                        store = TaskStore(path, p, self.cfg.store)
+                self.stores[p] = store
+            return (self._restore(restorer, self.changelog, META_CHANGELOG_NEXT, b"",
+                                  self.changelog_next, tasks)
+                    + self._restore(restorer, self.index_topic, META_INDEX_NEXT,
+                                    INDEX_PREFIX, self.index_next, tasks))
+        finally:
+            restorer.close()
+
+    def _restore(self, restorer: Consumer, topic: str, meta: bytes, prefix: bytes,
+                 nexts: dict[int, int], tasks: list[int]) -> int:
+        todo: dict[int, int] = {}  # task -> the changelog's high watermark
+        starts: list[TopicPartition] = []
+        for p in tasks:
+            store = self.stores[p]
+            low, high = watermarks(restorer, topic, p)
+            start = store.changelog_next(meta)
+            begin = low if start is None else max(start, low)
+            nexts[p] = high
+            if begin < high:
+                todo[p] = high
+                starts.append(TopicPartition(topic, p, begin if begin > 0 else OFFSET_BEGINNING))
+            else:
+                store.write([], high, meta=meta)
+        if not todo:
+            return 0
+        restorer.assign(starts)
+        done, idle = 0, 0
+        while todo:
+            msgs = restorer.consume(10_000, 1.0)
+            idle = 0 if msgs else idle + 1
+            batches: dict[int, list[tuple[bytes, bytes | None]]] = {}
+            positions: dict[int, int] = {}
+            finished: set[int] = set()
+            for m in msgs:
+                err = m.error()
+                p = cast(int, m.partition())
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        finished.add(p)
+                        continue
+                    raise KafkaException(err)
+                key = m.key()
+                if key is not None:
+                    batches.setdefault(p, []).append((key, m.value()))
+                positions[p] = cast(int, m.offset()) + 1
+            for p, batch in batches.items():
+                done += len(batch)
+                self.stores[p].write(batch, positions[p], meta=meta, prefix=prefix)
+            for p, pos in positions.items():
+                if p in todo and pos >= todo[p]:
+                    finished.add(p)
+            for p in finished:
+                if p in todo:
+                    self.stores[p].write([], todo.pop(p), meta=meta)
+            if idle > 30:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                                f"restore of {topic} made no progress"))
+        restorer.unassign()
+        return done
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def _report_lag(self) -> None:
+        self._last_lag = time.monotonic()
+        assert self.on_lag is not None
+        for (topic, p), part in list(self.merge.parts.items()):
+            high = self._high_watermark((topic, p))
+            if high >= 0 and part.next_offset >= 0:
+                self.on_lag(topic, p, max(0, high - part.next_offset + len(part.buffer)))
+
+
+def watermarks(client: Consumer, topic: str, partition: int,
+               patience_s: float = 60.0) -> tuple[int, int]:
+    """(low, high) from the broker, retried while the partition has no leader yet (a topic
+    just created, a broker restarting)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            low, high = client.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10, cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if time.monotonic() > deadline or exc.args[0].fatal():
+                raise
+            log.info("watermarks of %s:%d not available yet (%s)", topic, partition,
+                     exc.args[0].str())
+            time.sleep(0.5)
+
+
+def _stable_id(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+

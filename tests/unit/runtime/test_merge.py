@@ -1,0 +1,90 @@
+"""Issue 15 §4: the task merge hands records out by `ordering.merge_key` and waits, for a
+bounded time only, for a partition known to be behind."""
+
+from __future__ import annotations
+
+from streams.gate.records import InRecord
+from streams.ordering import H_SEQUENCE
+from streams.runtime.merge import TP, Merge
+
+RANK = {"orders": 0, "send-requests": 3, "internal": 4}
+
+
+def rec(topic: str, partition: int, offset: int, ts: int, seq: int = 0) -> InRecord:
+    headers = [(H_SEQUENCE, str(seq).encode())] if seq else []
+    return InRecord(topic, partition, offset, ts, b"k", b"v", headers)
+
+
+def merge(highs: dict[TP, int], idle_s: float = 1.0) -> Merge:
+    m = Merge(RANK, idle_s, lambda tp: highs.get(tp, -1),
+              frozenset({"orders", "send-requests"}))
+    for tp in highs:
+        m.assign(tp, 0)
+    return m
+
+
+def drain(m: Merge, now: float = 0.0) -> list[tuple[str, int]]:
+    out = []
+    while (r := m.pop(now)) is not None:
+        out.append((r.topic, r.offset))
+    return out
+
+
+def test_records_come_out_by_time_then_sequence_then_topic() -> None:
+    highs = {("orders", 0): 3, ("send-requests", 0): 3}
+    m = merge(highs)
+    for r in (rec("orders", 0, 0, 10), rec("orders", 0, 1, 20, seq=5), rec("orders", 0, 2, 30)):
+        m.add(r)
+    for r in (rec("send-requests", 0, 0, 10), rec("send-requests", 0, 1, 20, seq=4),
+              rec("send-requests", 0, 2, 25)):
+        m.add(r)
+    m.refresh_blocked()
+    assert drain(m) == [("orders", 0), ("send-requests", 0), ("send-requests", 1),
+                        ("orders", 1), ("send-requests", 2), ("orders", 2)]
+
+
+def test_a_partition_keeps_its_offset_order_even_if_timestamps_go_back() -> None:
+    m = merge({("orders", 0): 2})
+    m.add(rec("orders", 0, 0, 50))
+    m.add(rec("orders", 0, 1, 40))
+    m.refresh_blocked()
+    assert drain(m) == [("orders", 0), ("orders", 1)]
+
+
+def test_a_lagging_empty_partition_holds_the_merge_for_at_most_the_idle_time() -> None:
+    highs = {("orders", 0): 5, ("send-requests", 0): 1}
+    m = merge(highs, idle_s=1.0)
+    m.add(rec("send-requests", 0, 0, 10))
+    m.refresh_blocked()
+    assert m.pop(100.0) is None  # orders:0 has records not fetched yet
+    assert m.pop(100.5) is None
+    later = m.pop(101.0)
+    assert later is not None and later.topic == "send-requests"
+
+
+def test_a_caught_up_empty_partition_does_not_hold_it() -> None:
+    highs = {("orders", 0): 0, ("send-requests", 0): 1}
+    m = merge(highs)
+    m.add(rec("send-requests", 0, 0, 10))
+    m.refresh_blocked()
+    assert drain(m) == [("send-requests", 0)]
+
+
+def test_the_internal_topic_does_not_hold_the_inputs_unless_listed() -> None:
+    highs = {("internal", 0): 9, ("orders", 0): 1}
+    m = merge(highs)
+    m.assign(("internal", 0), 0)
+    m.add(rec("orders", 0, 0, 10))
+    m.refresh_blocked()
+    assert drain(m) == [("orders", 0)]
+
+
+def test_when_the_lagging_partition_delivers_its_earlier_record_goes_first() -> None:
+    highs = {("orders", 0): 1, ("send-requests", 0): 1}
+    m = merge(highs)
+    m.add(rec("send-requests", 0, 0, 20))
+    m.refresh_blocked()
+    assert m.pop(0.0) is None
+    m.add(rec("orders", 0, 0, 15))
+    m.refresh_blocked()
+    assert drain(m) == [("orders", 0), ("send-requests", 0)]
