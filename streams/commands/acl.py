@@ -116,8 +116,11 @@ def plan(
 
     grant(Role.SHOP, topic, inputs, (write, describe))
 
-    # its group, and the group of the status-view follower it runs in-process by default
-    grant(Role.WORKER, group, [app, app + "-view-follower"], (read, describe))
+    # its group, its changelog restorer's, and the groups of the status-view follower it
+    # runs in-process by default (and that follower's start-up probe of the changelog)
+    grant(Role.WORKER, group,
+          [app, app + "-restore", app + "-view-follower", app + "-view-probe"],
+          (read, describe))
     grant(Role.WORKER, topic, inputs, (read, describe))
     grant(Role.WORKER, topic, [prefix + T.CONTACT_EVENTS], (read, write, describe))
     grant(Role.WORKER, topic, [*outputs, prefix + T.DEAD_LETTER], (write, describe))
