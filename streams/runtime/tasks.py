@@ -65,6 +65,7 @@ CHANGELOG_SUFFIX: Final = "-contact-state-changelog"
 INDEX_SUFFIX: Final = "-order-index-changelog"
 """Compacted topic of the order index (which contacts an order's latest version lists)."""
 PRODUCER_MAX_REQUEST = 6 * 1024 * 1024
+FETCH_BATCH = 1000
 
 
 def changelog_topic(app_id: str, topic_prefix: str = "") -> str:
@@ -192,8 +193,7 @@ class TaskRuntime:
         try:
             while not self.stop_requested.is_set():
                 self._check()
-                msgs = self.consumer.consume(1000, 0.05 if self.merge.buffered else 0.2)
-                for m in msgs:
+                for m in self._fetch(0.05 if self.merge.buffered else 0.2):
                     self._buffer(m)
                 self.merge.refresh_blocked()
                 self._drain()
@@ -212,6 +212,22 @@ class TaskRuntime:
                     store.close()
                 self.stores.clear()
                 self.producer.flush(10)
+
+    def _fetch(self, timeout_s: float) -> list[Message]:
+        """What the fetch queue holds now, or the first record within `timeout_s`.
+
+        `consume(n, t)` waits until n records or t have passed (librdkafka's batch call), so
+        at moderate load each batch waited the whole timeout: p50 latency ~250 ms at 1k/s.
+        Here the wait ends with the first record and the rest of the queue is taken at once.
+        """
+        consumer = self.consumer
+        msgs = consumer.consume(FETCH_BATCH, 0)
+        if msgs:
+            return msgs
+        first = consumer.poll(timeout_s)
+        if first is None:
+            return []
+        return [first, *consumer.consume(FETCH_BATCH - 1, 0)]
 
     def stop(self) -> None:
         self.stop_requested.set()
