@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from streams.gate.gate import Gate
 
 log = logging.getLogger("sendgate.worker")
+
+VIEW_THREAD_SWITCH_S = 0.0005
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,10 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
     _on_signals(halt, runtime.stop)
     view_thread = None
     if ws.status_view:
+        # The view thread holds the GIL for up to the switch interval (5 ms) each time the
+        # runtime's thread returns from a consume/poll/flush call: at moderate load that
+        # wait, not CPU, capped a worker at ~1 600 events/s with 0.6 cores busy.
+        sys.setswitchinterval(VIEW_THREAD_SWITCH_S)
         view_thread = _start_view_follower(
             settings, changelog_topic(settings.app_id, ws.topic_prefix),
             f"{ws.topic_prefix}{settings.app_id}", halt, telemetry.metrics.registry)

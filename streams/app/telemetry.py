@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -60,12 +61,50 @@ GETTER = _HeaderGetter()
 SETTER = _HeaderSetter()
 
 
+CountKey = tuple[Counter, tuple[str, ...]]
+
+
+class Tally:
+    """Counter increments of the per-event path, added to the Prometheus series when the
+    registry is collected (a scrape, `get_sample_value`): a dict increment instead of
+    prometheus_client's locked `inc` (issue 15 §8: ~8 % of the worker's CPU per event).
+    Registered before the series, so every collection sees every increment made before
+    it. `counts` only grows (written by the worker thread); `applied` is the part already
+    added, so a collection racing an increment adds it at the next collection."""
+
+    def __init__(self) -> None:
+        self.counts: dict[CountKey, int] = {}
+        self.applied: dict[CountKey, int] = {}
+        self.lock = threading.Lock()
+
+    def add(self, metric: Counter, *labels: str) -> None:
+        key = (metric, labels)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def apply(self) -> None:
+        with self.lock:
+            applied = self.applied
+            for key, n in list(self.counts.items()):
+                done = applied.get(key, 0)
+                if n != done:
+                    metric, labels = key
+                    (metric.labels(*labels) if labels else metric).inc(n - done)
+                    applied[key] = n
+
+    def collect(self) -> Iterable[Any]:
+        self.apply()
+        return []
+
+
 class Metrics:
     """The Prometheus series of the worker (issue 5 §5)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.tally = Tally()
+        r.register(self.tally)
         self.decisions = Counter(
             "sendgate_decisions", "Decisions emitted",
             ["decision", "reason_code", "channel"], registry=r,
@@ -161,16 +200,18 @@ class Telemetry:
 
     def on_admit(self, topic: str, rejection: RejectedRecord | None) -> None:
         m = self.metrics
-        self._child(m.events, topic).inc()
+        add = m.tally.add
+        add(m.events, topic)
         if rejection is not None:
-            self._child(m.dead_letters, rejection.reason.value).inc()
-            self._child(m.outcomes, "ingest", "dead_letter").inc()
+            add(m.dead_letters, rejection.reason.value)
+            add(m.outcomes, "ingest", "dead_letter")
         else:
-            self._child(m.outcomes, "ingest", "forwarded").inc()
+            add(m.outcomes, "ingest", "forwarded")
 
     def on_dead_letter(self, reason: str) -> None:
-        self._child(self.metrics.dead_letters, reason).inc()
-        self._child(self.metrics.outcomes, "gate", "dead_letter").inc()
+        m = self.metrics
+        m.tally.add(m.dead_letters, reason)
+        m.tally.add(m.outcomes, "gate", "dead_letter")
 
     def on_fold(self, folded: Folded, span: Any) -> None:
         self.on_gate(folded, span, None)
@@ -206,16 +247,17 @@ class Telemetry:
     def on_gate(self, outcome: GateOutcome | Folded, span: Any, msg: Any) -> None:
         etype = str(getattr(outcome.event.type, "value", outcome.event.type))
         m = self.metrics
-        self._child(m.contact_events, etype).inc()
+        add = m.tally.add
+        add(m.contact_events, etype)
         if outcome.duplicate:
             result = "duplicate"
         elif etype == "send_request":
             result = "decided"
         else:
             result = "applied"
-        self._child(m.outcomes, "gate", result).inc()
+        add(m.outcomes, "gate", result)
         if outcome.duplicate:
-            self.metrics.duplicates.inc()
+            add(m.duplicates)
             if span is not None:
                 span.set_attribute("sendgate.duplicate", True)
         now = datetime.now(UTC)
@@ -225,9 +267,9 @@ class Telemetry:
             decision = str(getattr(d.decision, "value", d.decision))
             reason = str(getattr(d.reason_code, "value", d.reason_code))
             channel = str(getattr(d.channel, "value", d.channel))
-            self._child(m.decisions, decision, reason, channel).inc()
+            add(m.decisions, decision, reason, channel)
             if d.revokes:
-                self.metrics.revocations.inc()
+                add(m.revocations)
             else:
                 self.metrics.latency.observe(max(0.0, (now - d.as_of).total_seconds()))
             if span is not None:

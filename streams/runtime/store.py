@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from streams.core.engine import ContactState
 from streams.gate.state_codec import ViewHint, decode_state, encode_state
@@ -49,6 +49,10 @@ def _options(opts: StoreOptions) -> Options:
     table.set_block_cache(Cache(opts.block_cache_mb << 20))
     o.set_block_based_table_factory(table)
     return o
+
+
+_NO_WAL = WriteOptions()
+_NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]
 
 
 class TaskStore:
@@ -114,9 +118,12 @@ class TaskStore:
         return out
 
     def write(self, records: list[tuple[bytes, bytes | None]], changelog_next: int | None,
-              *, meta: bytes = META_CHANGELOG_NEXT, prefix: bytes = b"") -> None:
+              *, meta: bytes = META_CHANGELOG_NEXT, prefix: bytes = b"",
+              wal: bool = True) -> None:
         """One RocksDB batch: records (of the state changelog, or with `prefix` and
-        `meta` of the order-index changelog) and the changelog offset they reflect."""
+        `meta` of the order-index changelog) and the changelog offset they reflect.
+        `wal=False` (restore: the changelog is the log) skips RocksDB's write-ahead log;
+        the caller flushes the memtable before the next logged write."""
         if not records and changelog_next is None:
             return
         batch = WriteBatch(raw_mode=True)
@@ -127,7 +134,10 @@ class TaskStore:
                 batch.put(prefix + k, v)
         if changelog_next is not None:
             batch.put(meta, str(changelog_next).encode())
-        self.db.write(batch)
+        if wal:
+            self.db.write(batch)
+        else:
+            self.db.write(batch, _NO_WAL)
 
     def changelog_next(self, meta: bytes = META_CHANGELOG_NEXT) -> int | None:
         raw = self.db.get(meta)
