@@ -202,23 +202,14 @@ def _recheck(
     return replace(state, open_approvals=tuple(kept), decided=decided), tuple(revocations)
 
 
-def _repeat(
-    state: ContactState, event: Event, at: datetime, digest: int, horizon: timedelta
-) -> StepResult | None:
+def _repeat(state: ContactState, event: Event, seen: SeenEvent, digest: int) -> StepResult:
     """Contract §1/§7 idempotency within the horizon: a seen event id with the same
-    content is ignored, with other content rejected; a decided request_id is ignored
-    whatever its event id (its stored decision is handed back for re-emission)."""
-    seen = state.seen_event_ids.get(event.event_id)
-    if seen is not None and at < seen.at + horizon:
-        if seen.digest and seen.digest != digest:
-            return StepResult(state, conflicting=True)
-        stored = state.decided.get(event.request_id) if isinstance(event, SendRequest) else None
-        return StepResult(state, (), stored)
-    if isinstance(event, SendRequest):
-        stored = state.decided.get(event.request_id)
-        if stored is not None and at < stored.as_of + horizon:
-            return StepResult(state, (), stored)
-    return None
+    content is ignored, with other content rejected (a decided request_id is ignored
+    whatever its event id: `step` hands back its stored decision for re-emission)."""
+    if seen.digest and seen.digest != digest:
+        return StepResult(state, conflicting=True)
+    stored = state.decided.get(event.request_id) if isinstance(event, SendRequest) else None
+    return StepResult(state, (), stored)
 
 
 def _step_request(
@@ -254,11 +245,14 @@ def step(
     if digest is None:
         digest = event_digest(event)
     horizon = policy.idempotency_horizon
-    if (state.seen_event_ids or state.decided) and (
-        repeat := _repeat(state, event, at, digest, horizon)
-    ) is not None:
-        return repeat
+    seen = state.seen_event_ids.get(event.event_id) if state.seen_event_ids else None
+    if seen is not None and at < seen.at + horizon:
+        return _repeat(state, event, seen, digest)
     if type(event) is SendRequest:
+        if state.decided:
+            stored = state.decided.get(event.request_id)
+            if stored is not None and at < stored.as_of + horizon:
+                return StepResult(state, (), stored)
         return _step_request(state, event, policy, at, digest)
     after = apply(state, event, contact)
     seen, decided = _bounded(after, at, horizon)
@@ -337,13 +331,16 @@ class DecisionEngine:
         self.states: dict[str, ContactState] = {}
         self._keys: dict[str, str] = {}
         self._points: dict[str, tuple[ContactPoint | None, str]] = {}
+        self._policies: dict[str, Policy] = {}
         self._order_keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def feed(self, event: Event) -> list[Decision]:
         """Fold or decide one event; returns the new decisions (revocations included).
         Raises `ConflictingDuplicate` (a `RejectedRecord`) for a conflicting repeat."""
         tenant = event.tenant
-        policy = self.policies.policy_for(tenant)
+        policy = self._policies.get(tenant)
+        if policy is None:
+            policy = self._policies[tenant] = self.policies.policy_for(tenant)
         kind = type(event)
         if (
             kind is SendRequest

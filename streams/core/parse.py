@@ -230,7 +230,7 @@ def _check(event: Event, check_contacts: bool) -> None:
                 _contact(fact.contact, f"contacts[{i}].contact")
         return
     if check_contacts:
-        _contact(event.contact, "contact")
+        normalise(event.contact)
     if isinstance(event, Signup):
         if event.kind is SignupKind.CONSENT and event.consent is None:
             raise ContractError(Rejection.MISSING_FIELD, "required when kind = consent", "consent")
@@ -304,7 +304,7 @@ def _convert_plain(obj: Mapping[str, Any], cls: type[msgspec.Struct]) -> Event |
 
 
 def _parse(obj: Any, *, check_contacts: bool) -> Event:
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise ContractError(Rejection.INVALID_VALUE, "expected an object", "")
     kind = obj.get("type")
     cls = _EVENT_TYPES.get(kind) if isinstance(kind, str) else None
