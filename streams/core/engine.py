@@ -245,9 +245,9 @@ def step(
     if digest is None:
         digest = event_digest(event)
     horizon = policy.idempotency_horizon
-    seen = state.seen_event_ids.get(event.event_id) if state.seen_event_ids else None
-    if seen is not None and at < seen.at + horizon:
-        return _repeat(state, event, seen, digest)
+    known = state.seen_event_ids.get(event.event_id) if state.seen_event_ids else None
+    if known is not None and at < known.at + horizon:
+        return _repeat(state, event, known, digest)
     if type(event) is SendRequest:
         if state.decided:
             stored = state.decided.get(event.request_id)
