@@ -257,8 +257,14 @@ def _default_to_occurred_at(record: dict[str, Any], name: str) -> None:
         record[name] = record["occurred_at"]
 
 
-def _record(obj: Mapping[str, Any], cls: type[msgspec.Struct]) -> dict[str, Any]:
-    """A copy with the contract's input-side defaults that are other fields resolved."""
+def _record(obj: Mapping[str, Any], cls: type[msgspec.Struct]) -> Mapping[str, Any]:
+    """The record with the contract's input-side defaults that are other fields resolved
+    (a copy when one is; the object itself when nothing changes)."""
+    if cls is SendRequest and obj.get("dispatch_at") is not None:
+        if not any(name in obj for name in IGNORED_FIELDS):
+            return obj
+    elif cls is Order or cls is Signup:
+        return obj
     record = dict(obj)
     if cls is SendRequest:
         for name in IGNORED_FIELDS:
