@@ -347,8 +347,8 @@ def main() -> int:
     parser.add_argument(
         "--tuned-gc",
         action="store_true",
-        help="freeze the generated input and raise the GC thresholds (as a long-running "
-        "worker holding many states in memory would)",
+        help="raise the GC thresholds (as a long-running worker holding many states in "
+        "memory would)",
     )
     args = parser.parse_args()
 
@@ -360,9 +360,12 @@ def main() -> int:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.0005)
+    # The generated input is the harness's, not the system's: a consumer holds one batch
+    # of bytes, not a million decoded dicts. Frozen, the collector's full passes scan
+    # what the core allocates and keeps (states), not the workload.
     gc.collect()
+    gc.freeze()
     if args.tuned_gc:
-        gc.freeze()
         gc.set_threshold(100_000, 50, 100)
 
     parse = Phase("parse")
@@ -452,7 +455,7 @@ def main() -> int:
         "tenants": args.tenants,
         "events": args.events,
         "chunk": CHUNK,
-        "gc": "tuned" if args.tuned_gc else "default",
+        "gc": "input frozen, tuned thresholds" if args.tuned_gc else "input frozen",
         "send_requests": decisions.count,
         "folds": fold.count,
         "contact_states": len(states),

@@ -181,8 +181,10 @@ class AvroCodec:
 
     def _expectation(self, expected: Expected) -> tuple[frozenset[str] | None, int]:
         """Accepted names and the payload limit for them (cached for hashable `expected`)."""
-        with contextlib.suppress(KeyError, TypeError):  # TypeError: a list, not hashable
+        try:
             return self._expectations[expected]
+        except (KeyError, TypeError):  # TypeError: a list, not hashable
+            pass
         names = expected_names(expected)
         limit = (
             max(self.limit_for(short_name(n)) for n in names) if names else self.max_payload

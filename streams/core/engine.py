@@ -20,8 +20,8 @@ import msgspec
 from msgspec.structs import replace
 
 from streams.core.apply import apply, forget_order
-from streams.core.decide import decide, evaluate, request_context, to_decision
-from streams.core.enums import CHANNEL_FAMILY, ContactType, LegalBasis, Outcome
+from streams.core.decide import decide, evaluate, to_decision
+from streams.core.enums import ContactType, LegalBasis, Outcome
 from streams.core.errors import RejectedRecord, Rejection
 from streams.core.eventtime import to_utc
 from streams.core.keys import normalise, normalised_contact_key
@@ -40,7 +40,7 @@ from streams.core.model import (
     Unsubscribe,
 )
 from streams.core.policy import Policy, PolicyBook
-from streams.core.rules.context import Verdict
+from streams.core.rules.context import RequestContext, Verdict
 from streams.core.rules.suppression import late_objection, triggers_recheck
 from streams.core.serial import state_from_dict
 from streams.core.status import status_view
@@ -59,6 +59,8 @@ __all__ = [
     "status_view",
     "step",
 ]
+
+_ALLOW = Outcome.ALLOW
 
 STATE_FORMAT = 2
 """Version of the stored state layout (1 = JSON before issue 16, still loaded)."""
@@ -200,32 +202,28 @@ def _recheck(
     return replace(state, open_approvals=tuple(kept), decided=decided), tuple(revocations)
 
 
-def _repeat(
-    state: ContactState, event: Event, at: datetime, digest: int, horizon: timedelta
-) -> StepResult | None:
+def _repeat(state: ContactState, event: Event, seen: SeenEvent, digest: int) -> StepResult:
     """Contract §1/§7 idempotency within the horizon: a seen event id with the same
-    content is ignored, with other content rejected; a decided request_id is ignored
-    whatever its event id (its stored decision is handed back for re-emission)."""
-    seen = state.seen_event_ids.get(event.event_id)
-    if seen is not None and at < seen.at + horizon:
-        if seen.digest and seen.digest != digest:
-            return StepResult(state, conflicting=True)
-        stored = state.decided.get(event.request_id) if isinstance(event, SendRequest) else None
-        return StepResult(state, (), stored)
-    if isinstance(event, SendRequest):
-        stored = state.decided.get(event.request_id)
-        if stored is not None and at < stored.as_of + horizon:
-            return StepResult(state, (), stored)
-    return None
+    content is ignored, with other content rejected (a decided request_id is ignored
+    whatever its event id: `step` hands back its stored decision for re-emission)."""
+    if seen.digest and seen.digest != digest:
+        return StepResult(state, conflicting=True)
+    stored = state.decided.get(event.request_id) if isinstance(event, SendRequest) else None
+    return StepResult(state, (), stored)
 
 
 def _step_request(
     state: ContactState, request: SendRequest, policy: Policy, at: datetime, digest: int
 ) -> StepResult:
-    ctx = request_context(state, request, policy)
-    decision = to_decision(request, evaluate(ctx), CHANNEL_FAMILY[request.channel])
-    approvals = _pending(state.open_approvals, ctx.as_of)
-    if decision.allowed:
+    same = request.dispatch_at is request.occurred_at
+    ctx = RequestContext.build(
+        state, request, policy, at, at if same else to_utc(request.dispatch_at)
+    )
+    decision = to_decision(request, evaluate(ctx), ctx.family)
+    approvals = state.open_approvals
+    if approvals:
+        approvals = _pending(approvals, at)
+    if decision.decision is _ALLOW:
         approvals += (OpenApproval(redact(request), decision, ctx.dispatch_at),)
     seen, kept = _bounded(state, at, policy.idempotency_horizon)
     seen[request.event_id] = SeenEvent(at, digest)
@@ -247,10 +245,14 @@ def step(
     if digest is None:
         digest = event_digest(event)
     horizon = policy.idempotency_horizon
-    repeat = _repeat(state, event, at, digest, horizon)
-    if repeat is not None:
-        return repeat
-    if isinstance(event, SendRequest):
+    known = state.seen_event_ids.get(event.event_id) if state.seen_event_ids else None
+    if known is not None and at < known.at + horizon:
+        return _repeat(state, event, known, digest)
+    if type(event) is SendRequest:
+        if state.decided:
+            stored = state.decided.get(event.request_id)
+            if stored is not None and at < stored.as_of + horizon:
+                return StepResult(state, (), stored)
         return _step_request(state, event, policy, at, digest)
     after = apply(state, event, contact)
     seen, decided = _bounded(after, at, horizon)
@@ -328,13 +330,35 @@ class DecisionEngine:
         self.secret = secret
         self.states: dict[str, ContactState] = {}
         self._keys: dict[str, str] = {}
+        self._points: dict[str, tuple[ContactPoint | None, str]] = {}
+        self._policies: dict[str, Policy] = {}
         self._order_keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def feed(self, event: Event) -> list[Decision]:
         """Fold or decide one event; returns the new decisions (revocations included).
         Raises `ConflictingDuplicate` (a `RejectedRecord`) for a conflicting repeat."""
         tenant = event.tenant
-        policy = self.policies.policy_for(tenant)
+        policy = self._policies.get(tenant)
+        if policy is None:
+            policy = self._policies[tenant] = self.policies.policy_for(tenant)
+        kind = type(event)
+        if (
+            kind is SendRequest
+            or kind is Signup
+            or (
+                kind is Unsubscribe and not event.linked_contacts  # type: ignore[union-attr]
+            )
+        ):
+            point, key = self._point(tenant, event.contact)  # type: ignore[union-attr]
+            before = self.states.get(key, EMPTY_STATE)
+            digest = zlib.crc32(
+                _DIGEST_ENCODER.encode(event if point is event.contact else _normalised(event))  # type: ignore[union-attr]
+            )
+            result = step(before, event, policy, point, digest or 1)
+            if result.conflicting:
+                raise ConflictingDuplicate(event.event_id)
+            self.states[key] = result.state
+            return list(result.decisions)
         points = contact_points(event)
         digest = event_digest(event, points)
         if len(points) == 1:
@@ -366,6 +390,19 @@ class DecisionEngine:
         if fresh and isinstance(event, Order):
             self._forget_unlisted(event, keys)
         return decisions
+
+    def _point(self, tenant: str, contact: ContactPoint) -> tuple[ContactPoint, str]:
+        """The normalised contact point and its key, memoised by the value as written:
+        the event's own point when it already is normalised (`event_digest` then
+        digests the event as it is)."""
+        memo = "\x00".join((tenant, contact.type, contact.value))
+        hit = self._points.get(memo)
+        if hit is None:
+            point = normalise(contact)
+            key = self._key(tenant, point)
+            hit = self._points[memo] = (None if point is contact else point, key)
+        known, key = hit
+        return (contact if known is None else known), key
 
     def _key(self, tenant: str, contact: ContactPoint) -> str:
         memo = "\x00".join((tenant, contact.type, contact.value))

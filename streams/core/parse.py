@@ -91,7 +91,7 @@ class _Plan:
     writes every optional field); nested Structs get their own plan. Objects are copied
     only when something changes."""
 
-    __slots__ = ("absent_if_none", "instants", "many", "nested")
+    __slots__ = ("absent_if_none", "instants", "many", "nested", "zeros")
 
     def __init__(self, cls: type[msgspec.Struct]) -> None:
         absent, instants = set(), []
@@ -117,6 +117,7 @@ class _Plan:
                 if inner.needed:
                     many.append((info.name, inner))
         self.absent_if_none = tuple(sorted(absent))
+        self.zeros = (0,) * len(self.absent_if_none)
         self.instants = tuple(instants)
         self.nested = tuple(nested)
         self.many = tuple(many)
@@ -133,11 +134,12 @@ class _Plan:
             obj = dict(obj)
         out = obj
         get = obj.get
-        drop = [name for name in self.absent_if_none if get(name, 0) is None]
-        if drop:
+        absent = self.absent_if_none
+        if absent and None in map(get, absent, self.zeros):
             out = dict(obj)
-            for name in drop:
-                del out[name]
+            for name in absent:
+                if get(name, 0) is None:
+                    del out[name]
         for name in self.instants:
             value = get(name)
             if type(value) is str and len(value) > 32:
@@ -145,19 +147,26 @@ class _Plan:
                 out[name] = _fine_timestamp(value)
         for name, plan in self.nested:
             value = get(name)
-            if value is not None:
+            if value is not None and plan.touches(value):
                 ready = plan.prepare(value)
                 if ready is not value:
                     out = dict(out) if out is obj else out
                     out[name] = ready
         for name, plan in self.many:
             items = get(name)
-            if type(items) is list:
+            if type(items) is list and any(map(plan.touches, items)):
                 ready_items = [plan.prepare(item) for item in items]
                 if any(a is not b for a, b in zip(ready_items, items, strict=True)):
                     out = dict(out) if out is obj else out
                     out[name] = ready_items
         return out
+
+    def touches(self, obj: Any) -> bool:
+        """Whether `prepare` may change `obj`: a flat object without None and without an
+        instant is passed through as it is (the common JSON shape, checked in C)."""
+        if type(obj) is not dict or self.instants or self.nested or self.many:
+            return True
+        return None in map(obj.get, self.absent_if_none, self.zeros)
 
 
 _PLANS: dict[type[msgspec.Struct], _Plan] = {}
@@ -221,7 +230,7 @@ def _check(event: Event, check_contacts: bool) -> None:
                 _contact(fact.contact, f"contacts[{i}].contact")
         return
     if check_contacts:
-        _contact(event.contact, "contact")
+        normalise(event.contact)
     if isinstance(event, Signup):
         if event.kind is SignupKind.CONSENT and event.consent is None:
             raise ContractError(Rejection.MISSING_FIELD, "required when kind = consent", "consent")
@@ -248,19 +257,15 @@ def _default_to_occurred_at(record: dict[str, Any], name: str) -> None:
         record[name] = record["occurred_at"]
 
 
-def _parse(obj: Any, *, check_contacts: bool) -> Event:
-    if not isinstance(obj, Mapping):
-        raise ContractError(Rejection.INVALID_VALUE, "expected an object", "")
-    kind = obj.get("type")
-    cls = _EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        if kind is None:
-            raise ContractError(Rejection.MISSING_FIELD, "required field is missing", "type")
-        allowed = ", ".join(EventType)
-        raise ContractError(Rejection.INVALID_ENUM, f"{kind!r} is not one of: {allowed}", "type")
-    record = _plan(cls).prepare(obj)
-    if record is obj:
-        record = dict(obj)
+def _record(obj: Mapping[str, Any], cls: type[msgspec.Struct]) -> Mapping[str, Any]:
+    """The record with the contract's input-side defaults that are other fields resolved
+    (a copy when one is; the object itself when nothing changes)."""
+    if cls is SendRequest and obj.get("dispatch_at") is not None:
+        if not any(name in obj for name in IGNORED_FIELDS):
+            return obj
+    elif cls is Order or cls is Signup:
+        return obj
+    record = dict(obj)
     if cls is SendRequest:
         for name in IGNORED_FIELDS:
             record.pop(name, None)
@@ -269,10 +274,54 @@ def _parse(obj: Any, *, check_contacts: bool) -> Event:
         _default_to_occurred_at(record, "received_at")
         if "channels" in record:
             record["channels"] = _channels(record["channels"])
+    return record
+
+
+def _convert(obj: Mapping[str, Any], cls: type[msgspec.Struct]) -> Event:
     try:
-        event: Event = msgspec.convert(record, cls)  # type: ignore[assignment]
+        return msgspec.convert(_record(obj, cls), cls)  # type: ignore[return-value]
     except msgspec.ValidationError as exc:
         raise _rejection(exc) from None
+
+
+_FLAT_INSTANTS: dict[type[msgspec.Struct], tuple[str, ...]] = {
+    cls: _INSTANTS[cls] for cls in (Order, Unsubscribe, SendRequest)
+}
+"""Event types whose only instants are top-level ones (a signup's consent has one)."""
+
+
+def _convert_plain(obj: Mapping[str, Any], cls: type[msgspec.Struct]) -> Event | None:
+    """The common case without the pre-pass: msgspec converts the record as it is, with
+    no instant finer than msgspec reads exactly. None when the pre-pass may matter (a
+    None for an absent field fails the conversion; the slow path then converts again
+    and names the error)."""
+    instants = _FLAT_INSTANTS.get(cls)
+    if instants is None or type(obj) is not dict:
+        return None
+    get = obj.get
+    for name in instants:
+        value = get(name)
+        if type(value) is str and len(value) > 32:
+            return None
+    try:
+        return msgspec.convert(_record(obj, cls), cls)  # type: ignore[return-value]
+    except msgspec.ValidationError:
+        return None
+
+
+def _parse(obj: Any, *, check_contacts: bool) -> Event:
+    if type(obj) is not dict and not isinstance(obj, Mapping):
+        raise ContractError(Rejection.INVALID_VALUE, "expected an object", "")
+    kind = obj.get("type")
+    cls = _EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        if kind is None:
+            raise ContractError(Rejection.MISSING_FIELD, "required field is missing", "type")
+        allowed = ", ".join(EventType)
+        raise ContractError(Rejection.INVALID_ENUM, f"{kind!r} is not one of: {allowed}", "type")
+    event = _convert_plain(obj, cls)
+    if event is None:
+        event = _convert(_plan(cls).prepare(obj), cls)
     _check(event, check_contacts)
     return _millis(event)
 

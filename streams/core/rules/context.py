@@ -3,9 +3,10 @@ the verdict a rule hands back."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
+
+from msgspec import Struct
 
 from streams.core.enums import CHANNEL_FAMILY, Channel, ChannelFamily, Outcome, Reason, Scope
 from streams.core.model import (
@@ -21,8 +22,7 @@ from streams.core.policy import Policy
 _ALLOW_REASONS = frozenset(r for r in Reason if r.outcome is Outcome.ALLOW)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(Struct, frozen=True, gc=False):
     """A rule's finding: reason code, the rule ids that produced it, the event ids relied on."""
 
     reason: Reason
@@ -34,8 +34,7 @@ class Verdict:
         return self.reason in _ALLOW_REASONS
 
 
-@dataclass(slots=True)
-class RequestContext:
+class RequestContext(Struct, gc=False):
     """One request against one contact's state. Instants are UTC.
 
     Facts with an `occurred_at` after the request's are invisible to the basis search: a

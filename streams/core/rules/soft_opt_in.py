@@ -14,7 +14,8 @@ nearest-miss check it fails; the miss is the check at the largest stage reached.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from streams.core.enums import Purpose, Reason
 from streams.core.eventtime import add_months
@@ -68,8 +69,7 @@ CUSTOMER_ONLY = (Relation.CUSTOMER,)
 CUSTOMER_OR_DONOR = (Relation.CUSTOMER, Relation.DONOR)
 
 
-@dataclass(frozen=True, slots=True)
-class RelationView:
+class RelationView(Struct, frozen=True, gc=False):
     """The sender's relation of one kind with this contact, as of the request.
 
     `within_window`: the relation's end (latest over its paid orders; a current

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import strategies as gen
 from core_events import TEST_SECRET
 from hypothesis import HealthCheck, given, settings
@@ -132,3 +133,27 @@ def test_decide_equals_the_workers_fold_per_contact_point(history: list[Event]) 
         if isinstance(item, LineRejection)
     ]
     assert all(r.reason == "conflicting_duplicate" for r in rejected)
+
+
+def _defaults_as_none(event: Event, written: dict[str, object]) -> dict[str, object]:
+    """The record with every top-level field that holds its (non-None) default written as
+    None: the shape an Avro-decoded record has, which the direct conversion refuses."""
+    out = dict(written)
+    for info in msgspec.structs.fields(type(event)):
+        default = info.default
+        if default is msgspec.NODEFAULT or default is None or info.name not in out:
+            continue
+        if getattr(event, info.name) == default:
+            out[info.name] = None
+    return out
+
+
+@CODEC_SETTINGS
+@given(gen.events)
+def test_direct_conversion_and_pre_pass_give_the_same_event(event: Event) -> None:
+    """`parse_event` converts a plain record directly and falls back to the pre-pass
+    (None = absent) when that fails: both paths build the same event."""
+    written = event_to_dict(event)
+    nulled = _defaults_as_none(event, written)
+    assert parse_event(written) == event
+    assert parse_event(nulled) == event
