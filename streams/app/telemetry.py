@@ -33,7 +33,6 @@ from streams.core.errors import RejectedRecord
 from streams.gate.records import OutRecord, headers_as_list
 
 if TYPE_CHECKING:
-    from streams.app.pipeline import GateOutcome, IngestOutcome
     from streams.gate.gate import Folded
 
 log = logging.getLogger("sendgate.telemetry")
@@ -175,14 +174,6 @@ class Telemetry:
     def on_fold(self, folded: Folded, span: Any) -> None:
         self.on_gate(folded, span, None)
 
-    def on_ingest(self, topic: str, outcome: IngestOutcome) -> None:
-        self.metrics.events.labels(topic=topic).inc()
-        if outcome.rejection is not None:
-            self.metrics.dead_letters.labels(reason=outcome.rejection.reason.value).inc()
-            self.metrics.outcomes.labels(stage="ingest", outcome="dead_letter").inc()
-        else:
-            self.metrics.outcomes.labels(stage="ingest", outcome="forwarded").inc()
-
     @contextlib.contextmanager
     def decision_span(self, msg: Any) -> Iterator[Any]:
         carrier = headers_as_list(getattr(msg, "headers", None))
@@ -203,7 +194,7 @@ class Telemetry:
         ) as span:
             yield span
 
-    def on_gate(self, outcome: GateOutcome | Folded, span: Any, msg: Any) -> None:
+    def on_gate(self, outcome: Folded, span: Any, msg: Any) -> None:
         etype = str(getattr(outcome.event.type, "value", outcome.event.type))
         m = self.metrics
         self._child(m.contact_events, etype).inc()

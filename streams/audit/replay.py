@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.app.pipeline import accept_input
 from streams.audit.compare import DecisionView, EmittedDecision, RequestInfo, RequestKey
 from streams.audit.window import BEGINNING, END, Bound
 from streams.config import kafka_for
@@ -43,6 +42,7 @@ from streams.core.errors import DecodeError, RejectedRecord, Rejection
 from streams.core.keys import contact_key
 from streams.core.model import Decision, SendRequest
 from streams.core.policy import PolicyBook
+from streams.gate.gate import admit_value
 from streams.ordering import MergeKey, merge_key, sequence_of
 
 ORDERING_NOTE = (
@@ -51,7 +51,7 @@ ORDERING_NOTE = (
     "order; facts from the log start, requests audited only inside the window"
 )
 
-# Input records above this size are dead-lettered by the worker as OVERSIZE (pipeline).
+# Input records above this size are dead-lettered by the worker as OVERSIZE (the gate).
 MAX_INPUT_BYTES = 1 << 20
 
 TopicPartitionKey = tuple[str, int]
@@ -138,7 +138,7 @@ class ReplayStats:
 class Redecider:
     """Fold input records, in replay order, into fresh engines and keep the final decisions.
 
-    Acceptance mirrors the worker's ingest step (streams.app.pipeline.Ingestor): a record
+    Acceptance mirrors the worker's ingest step (streams.gate.gate.Gate.admit): a record
     that the worker dead-letters (bad bytes, contract error, wrong key, oversize) never
     reaches the state, so it is counted as rejected here and not fed.
     """
@@ -264,7 +264,7 @@ class Redecider:
         expected = self.topics.input_records.get(topic)
         if expected is None:
             raise DecodeError(Rejection.WRONG_TOPIC, f"not an input topic: {topic}")
-        return accept_input(self.codec, expected, key, value, MAX_INPUT_BYTES)
+        return admit_value(self.codec, expected, key, value, MAX_INPUT_BYTES)[0]
 
 
 def _text(value: Any) -> str:

@@ -51,8 +51,7 @@ class Tally:
         self.thread.start()
 
     def _run(self) -> None:
-        from streams.app.pipeline import message_headers
-        from streams.gate.records import header
+        from streams.gate.records import header, headers_as_list
 
         while not self.stop.is_set():
             for msg in self.consumer.consume(500, 0.2):
@@ -64,7 +63,7 @@ class Tally:
                     _, rec = self.codec.decode(msg.value() or b"")
                     label = f"{rec['decision']:5} {rec['reason_code']}"
                 else:
-                    reason = header(message_headers(msg), "sg-reason") or b"?"
+                    reason = header(headers_as_list(msg.headers()), "sg-reason") or b"?"
                     label = "DEAD  " + reason.decode()
                 with self.lock:
                     self.kinds[kind] += 1

@@ -22,12 +22,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams import topics as T
-from streams.app.pipeline import message_headers
 from streams.config import kafka_for
 from streams.core.engine import contact_points
 from streams.core.keys import input_key
 from streams.core.parse import parse_event
-from streams.gate.records import H_SOURCE, header
+from streams.gate.records import H_SOURCE, header, headers_as_list
 from streams.testing.observe import wait_for_topics
 
 
@@ -121,7 +120,7 @@ class BarrierFeeder:
             for msg in self.watch.consume(500, 0.2):
                 if msg.error():
                     continue
-                source = header(message_headers(msg), H_SOURCE)
+                source = header(headers_as_list(msg.headers()), H_SOURCE)
                 if source is not None:
                     self.seen.add(source)
             missing = sources - self.seen

@@ -16,8 +16,8 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams import topics as T
-from streams.app.pipeline import message_headers
 from streams.config import kafka_for
+from streams.gate.records import headers_as_list
 
 
 def wait_for_topics(client: Any, names: Iterable[str], timeout: float = 60.0) -> Any:
@@ -102,7 +102,7 @@ class OutputReader:
                 expected = T.DEAD_LETTER_RECORD if topic == self.dead_letter_topic else None
                 _, record = self.codec.decode(msg.value(), expected)
                 e = Emitted(topic, int(msg.partition() or 0), int(msg.offset() or 0), msg.key(),
-                            record, message_headers(msg), msg.timestamp()[1])
+                            record, headers_as_list(msg.headers()), msg.timestamp()[1])
                 if topic == self.dead_letter_topic:
                     self.observed.dead_letters.append(e)
                 else:
