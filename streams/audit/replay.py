@@ -36,6 +36,7 @@ from typing import Any
 
 from streams.audit.compare import DecisionView, EmittedDecision, RequestInfo, RequestKey
 from streams.audit.window import BEGINNING, END, Bound
+from streams.codecs.base import Codec
 from streams.config import kafka_for
 from streams.core.engine import DecisionEngine, contact_points
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
@@ -145,7 +146,7 @@ class Redecider:
 
     def __init__(
         self,
-        codec: Any,
+        codec: Codec,
         secret: bytes,
         topics: TopicSet,
         baseline: PolicyBook,
@@ -327,7 +328,7 @@ class ShardConfig:
     window_ends: Mapping[int, int]
     keep_contact_keys: bool
 
-    def build(self, codec: Any = None) -> Redecider:
+    def build(self, codec: Codec | None = None) -> Redecider:
         from streams.codecs.registry import get_codec
 
         return Redecider(
@@ -475,7 +476,7 @@ class EmittedCollector:
 
     def __init__(
         self,
-        codec: Any,
+        codec: Codec,
         topics: TopicSet,
         window_ids: set[RequestKey],
         known_ids: set[RequestKey],
@@ -761,7 +762,7 @@ def new_run_id() -> str:
 @dataclass(frozen=True)
 class AuditOptions:
     bootstrap: str
-    codec: Any
+    codec: Codec
     secret: bytes
     baseline: PolicyBook
     baseline_label: str
@@ -1009,7 +1010,7 @@ def finding_records(
 def emit_findings(
     bootstrap: str,
     topic: str,
-    codec: Any,
+    codec: Codec,
     records: Iterator[dict[str, Any]],
     keys: Mapping[RequestKey, bytes],
     *,

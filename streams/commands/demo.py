@@ -13,7 +13,10 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.codecs.base import Codec
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -29,7 +32,7 @@ def register(p: argparse.ArgumentParser) -> None:
 class Tally:
     """Counts the output topics by decision and reason code, in a background thread."""
 
-    def __init__(self, bootstrap: str, codec: Any, prefix: str = "") -> None:
+    def __init__(self, bootstrap: str, codec: Codec, prefix: str = "") -> None:
         from confluent_kafka import Consumer
 
         from streams import topics as T

@@ -22,6 +22,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams import topics as T
+from streams.codecs.base import Codec
 from streams.config import kafka_for
 from streams.core.engine import contact_points
 from streams.core.keys import input_key
@@ -49,7 +50,7 @@ def retenant(events: Iterable[dict[str, Any]], suffix: str) -> list[dict[str, An
 class Publisher:
     """Encodes contract-shaped dicts and produces them with the catalogue's key."""
 
-    def __init__(self, bootstrap: str, codec: Any, *, topic_prefix: str = "") -> None:
+    def __init__(self, bootstrap: str, codec: Codec, *, topic_prefix: str = "") -> None:
         self.codec = codec
         self.prefix = topic_prefix
         self.producer = Producer(kafka_for(bootstrap).producer({
@@ -97,7 +98,7 @@ class Publisher:
 class BarrierFeeder:
     """Publish files in lock-step rounds (see module docstring)."""
 
-    def __init__(self, bootstrap: str, codec: Any, *, topic_prefix: str = "",
+    def __init__(self, bootstrap: str, codec: Codec, *, topic_prefix: str = "",
                  timeout: float = 60.0, group_id: str | None = None) -> None:
         self.publisher = Publisher(bootstrap, codec, topic_prefix=topic_prefix)
         self.timeout = timeout

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams import topics as T
+from streams.codecs.base import Codec
 from streams.config import kafka_for
 from streams.gate.records import headers_as_list
 
@@ -72,7 +73,7 @@ class Observed:
 class OutputReader:
     """Consumes the output topics (approved, blocked, revoked, dead letters) from the start."""
 
-    def __init__(self, bootstrap: str, codec: Any, *, topic_prefix: str = "",
+    def __init__(self, bootstrap: str, codec: Codec, *, topic_prefix: str = "",
                  partitions: int | None = None) -> None:
         self.codec = codec
         self.observed = Observed()
@@ -100,7 +101,7 @@ class OutputReader:
                 got += 1
                 topic = str(msg.topic())
                 expected = T.DEAD_LETTER_RECORD if topic == self.dead_letter_topic else None
-                _, record = self.codec.decode(msg.value(), expected)
+                _, record = self.codec.decode(msg.value() or b"", expected)
                 e = Emitted(topic, int(msg.partition() or 0), int(msg.offset() or 0), msg.key(),
                             record, headers_as_list(msg.headers()), msg.timestamp()[1])
                 if topic == self.dead_letter_topic:
