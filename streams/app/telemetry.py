@@ -5,7 +5,7 @@ CONSUMER span `process <topic>` per contact event, continued from the W3C `trace
 header of the input record, with the decision, reason code and channel as attributes
 — never the contact (non-negotiable 5). The span context is injected into every output
 record. Exporter: chosen by the standard OTEL_* variables (`OTEL_TRACES_EXPORTER=otlp`
-or `console`; default none).
+or `console`; default none), read into `Settings` by the composition root.
 
 Metrics are Prometheus counters and histograms in a registry of our own, served by
 `serve_metrics()` on SENDGATE_METRICS_PORT.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -105,8 +104,7 @@ class Metrics:
         )
 
 
-def _tracer_provider(service: str) -> TracerProvider | None:
-    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+def _tracer_provider(exporter_name: str, service: str) -> TracerProvider | None:
     if exporter_name in ("", "none"):
         return None
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
@@ -141,8 +139,9 @@ class Telemetry:
         ))
 
     @staticmethod
-    def from_env(settings: Settings) -> Telemetry:
-        provider = _tracer_provider(os.environ.get("OTEL_SERVICE_NAME", settings.app_id))
+    def from_settings(settings: Settings) -> Telemetry:
+        provider = _tracer_provider(settings.traces_exporter,
+                                    settings.service_name or settings.app_id)
         if provider is not None:
             trace.set_tracer_provider(provider)
         return Telemetry(tracer_provider=provider)
