@@ -136,3 +136,16 @@ def test_child_environment_overlays(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SG_KEEP", "1")
     env = child_environment({"SENDGATE_APP_ID": "inner"})
     assert env["SENDGATE_APP_ID"] == "inner" and env["SG_KEEP"] == "1"
+
+
+def test_a_command_takes_the_setting_and_its_flag_overrides_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from streams.cli import main
+
+    monkeypatch.setenv("SENDGATE_TOPIC_PREFIX", "env.")
+    assert main(["topics", "describe"]) == 0
+    assert "env.orders  [" in capsys.readouterr().out
+    assert main(["topics", "describe", "--topic-prefix", ""]) == 0  # an empty flag counts
+    out = capsys.readouterr().out
+    assert "env.orders" not in out and "\norders  [" in "\n" + out
