@@ -31,6 +31,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams import topics as T
+from streams.codecs.base import Codec
 from streams.topics import TopicRole, catalogue
 
 INPUT_NAMES: tuple[str, ...] = T.INPUT_TOPICS  # index = topic id in the cache
@@ -714,7 +715,7 @@ def consumer_performance(lib: Path, log4j: Path, bootstrap: str, topic: str,
 
 
 def python_ceiling(bootstrap: str, prefix: str, records: int, out_topic: str,
-                   codec: Any, timeout: float = 900) -> dict[str, Any]:
+                   codec: Codec, timeout: float = 900) -> dict[str, Any]:
     """One thread, no logic: consume the prefixed input topics from the beginning,
     Avro-decode each value, Avro-encode it again, produce it to `out_topic`."""
     expected = {prefix + n: T.INPUT_RECORDS[n] for n in INPUT_NAMES}

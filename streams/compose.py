@@ -123,7 +123,7 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
     from streams.runtime.store import StoreOptions
     from streams.runtime.tasks import RuntimeConfig, TaskRuntime, changelog_topic
 
-    telemetry = Telemetry.from_env(settings)
+    telemetry = Telemetry.from_settings(settings)
     if ws.metrics_port:
         telemetry.serve_metrics(ws.metrics_port)
     gate = build_gate(settings, ws, telemetry)
@@ -206,8 +206,8 @@ def _start_view_follower(settings: Settings, topic: str, group_prefix: str,
         async def main() -> None:
             policies = (load_policy_book(settings.policy_file) if settings.policy_file
                         else PolicyBook.default())
-            view = StatusView.from_env(settings.redis_url, policies,
-                                       source_had_states=had_states)
+            view = StatusView.from_settings(settings.view, settings.redis_url, policies,
+                                            source_had_states=had_states)
             expose_view_metrics(registry, view)
             stop = asyncio.Event()
 

@@ -1,8 +1,14 @@
-"""Settings from the environment (non-negotiable 5: secrets never in the repo)."""
+"""Settings from the environment (non-negotiable 5: secrets never in the repo).
+
+With `streams/compose.py` (the worker's settings) this is the one place that reads the
+environment (issue 15 §6): every other module gets its settings as arguments, which
+`tests/unit/test_composition_root.py` checks.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -17,6 +23,20 @@ DEFAULT_SCENARIO_DIR = REPO_ROOT.parent / "shared" / "scenarios"
 
 class MissingSecret(RuntimeError):
     """The HMAC key for contact keys is not configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class ViewSettings:
+    """The read side: the status view in Redis and its HTTP endpoint (README, Configuration).
+
+    `namespace` None is the view's own default (`streams.view.projection.DEFAULT_NAMESPACE`);
+    `ttl_seconds` None: view keys do not expire."""
+
+    namespace: str | None = None
+    max_pending: int = 20000
+    ttl_seconds: int | None = None
+    status_host: str = "127.0.0.1"
+    status_port: int = 8088
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,14 @@ class Settings:
     # carries sasl.password: kept out of repr (a logged Settings must not leak it)
     kafka_security: dict[str, str] = field(default_factory=dict, repr=False)
     dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS
+    # prefix of every topic name of the deployment (tests, side-by-side copies)
+    topic_prefix: str = ""
+    loglevel: str = "warning"
+    view: ViewSettings = field(default_factory=ViewSettings)
+    # OpenTelemetry's standard variables (OTEL_TRACES_EXPORTER, OTEL_SERVICE_NAME); the
+    # OTLP exporter reads its own OTEL_EXPORTER_OTLP_* itself
+    traces_exporter: str = "none"
+    service_name: str | None = None
 
     @property
     def kafka(self) -> KafkaClientConfig:
@@ -45,7 +73,6 @@ class Settings:
     def from_env() -> Settings:
         env = os.environ
         var = Path(env.get("SENDGATE_VAR", "/tmp/sendgate"))
-        policy = env.get("SENDGATE_POLICY_FILE")
         return Settings(
             kafka_bootstrap=env.get(
                 "SENDGATE_KAFKA_BOOTSTRAP", f"127.0.0.1:{env.get('KAFKA_PORT', '19092')}"
@@ -64,12 +91,39 @@ class Settings:
             processing_guarantee=env.get("SENDGATE_PROCESSING_GUARANTEE", "at_least_once"),
             web_port=int(env.get("SENDGATE_WEB_PORT", "6066")),
             api_token=env.get("SENDGATE_API_TOKEN") or None,
-            policy_file=Path(policy) if policy else None,
+            policy_file=_policy_file(env),
             kafka_security=_kafka_security(env),
             dead_letter_retention_ms=_days_ms(
                 env.get("SENDGATE_DEAD_LETTER_RETENTION_DAYS"), DEAD_LETTER_RETENTION_MS
             ),
+            topic_prefix=env.get("SENDGATE_TOPIC_PREFIX", ""),
+            loglevel=env.get("SENDGATE_LOGLEVEL") or "warning",
+            view=ViewSettings(
+                namespace=env.get("SENDGATE_VIEW_NAMESPACE") or None,
+                max_pending=int(env.get("SENDGATE_VIEW_MAX_PENDING") or 20000),
+                ttl_seconds=int(env.get("SENDGATE_VIEW_TTL_SECONDS") or 0) or None,
+                status_host=env.get("SENDGATE_STATUS_HOST") or "127.0.0.1",
+                status_port=int(env.get("SENDGATE_STATUS_PORT") or 8088),
+            ),
+            traces_exporter=(env.get("OTEL_TRACES_EXPORTER") or "none").strip().lower(),
+            service_name=env.get("OTEL_SERVICE_NAME") or None,
         )
+
+
+def _policy_file(env: Mapping[str, str]) -> Path | None:
+    policy = env.get("SENDGATE_POLICY_FILE")
+    return Path(policy) if policy else None
+
+
+def policy_file() -> Path | None:
+    """`SENDGATE_POLICY_FILE`, for commands that need no other setting (`decide` works on a
+    file, without Kafka, Redis or the Kafka client settings `Settings` reads)."""
+    return _policy_file(os.environ)
+
+
+def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a child process: this process's, with `overrides` on top."""
+    return {**os.environ, **overrides}
 
 
 def _days_ms(value: str | None, default: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+from streams.codecs.base import Codec
 from streams.codecs.registry import get_codec
 from streams.commands.topics import create_topics
 from streams.config import DEFAULT_SCENARIO_DIR, Settings
@@ -29,7 +30,7 @@ def scenario_dir() -> Path:
     return Path(os.environ.get("SENDGATE_SCENARIOS", str(DEFAULT_SCENARIO_DIR)))
 
 
-def codec() -> Any:
+def codec() -> Codec:
     return get_codec(Settings.from_env())
 
 

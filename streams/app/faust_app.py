@@ -158,7 +158,7 @@ def create_app(opts: WorkerOptions) -> faust.App:
     policies = opts.policies or (
         load_policy_book(s.policy_file) if s.policy_file else PolicyBook.default()
     )
-    telemetry = opts.telemetry or Telemetry.from_env(s)
+    telemetry = opts.telemetry or Telemetry.from_settings(s)
 
     app = faust.App(
         prefix + s.app_id,
@@ -217,8 +217,8 @@ def create_app(opts: WorkerOptions) -> faust.App:
     gate = Gate(codec, policies, secret, partitions=s.partitions, topic_prefix=prefix,
                 telemetry=telemetry)
     view: StatusView | None = (
-        StatusView.from_env(
-            s.redis_url, policies,
+        StatusView.from_settings(
+            s.view, s.redis_url, policies,
             # issue 12 §3: an empty changelog at start = a new view, nothing to lose
             source_had_states=changelog_holds_states(
                 s.kafka.consumer(f"{prefix}{s.app_id}-view-probe"),

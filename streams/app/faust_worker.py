@@ -31,7 +31,7 @@ def run_faust(settings: Settings, ws: WorkerSettings) -> int:
     from streams.app.telemetry import Telemetry
 
     use_event_loop(ws.event_loop)
-    telemetry = Telemetry.from_env(settings)
+    telemetry = Telemetry.from_settings(settings)
     if ws.metrics_port:
         telemetry.serve_metrics(ws.metrics_port)
     app = create_app(

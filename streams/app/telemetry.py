@@ -5,7 +5,7 @@ CONSUMER span `process <topic>` per contact event, continued from the W3C `trace
 header of the input record, with the decision, reason code and channel as attributes
 — never the contact (non-negotiable 5). The span context is injected into every output
 record. Exporter: chosen by the standard OTEL_* variables (`OTEL_TRACES_EXPORTER=otlp`
-or `console`; default none).
+or `console`; default none), read into `Settings` by the composition root.
 
 Metrics are Prometheus counters and histograms in a registry of our own, served by
 `serve_metrics()` on SENDGATE_METRICS_PORT.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -34,7 +33,6 @@ from streams.core.errors import RejectedRecord
 from streams.gate.records import OutRecord, headers_as_list
 
 if TYPE_CHECKING:
-    from streams.app.pipeline import GateOutcome, IngestOutcome
     from streams.gate.gate import Folded
 
 log = logging.getLogger("sendgate.telemetry")
@@ -145,8 +143,7 @@ class Metrics:
         )
 
 
-def _tracer_provider(service: str) -> TracerProvider | None:
-    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+def _tracer_provider(exporter_name: str, service: str) -> TracerProvider | None:
     if exporter_name in ("", "none"):
         return None
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
@@ -181,8 +178,9 @@ class Telemetry:
         ))
 
     @staticmethod
-    def from_env(settings: Settings) -> Telemetry:
-        provider = _tracer_provider(os.environ.get("OTEL_SERVICE_NAME", settings.app_id))
+    def from_settings(settings: Settings) -> Telemetry:
+        provider = _tracer_provider(settings.traces_exporter,
+                                    settings.service_name or settings.app_id)
         if provider is not None:
             trace.set_tracer_provider(provider)
         return Telemetry(tracer_provider=provider)
@@ -216,14 +214,6 @@ class Telemetry:
     def on_fold(self, folded: Folded, span: Any) -> None:
         self.on_gate(folded, span, None)
 
-    def on_ingest(self, topic: str, outcome: IngestOutcome) -> None:
-        self.metrics.events.labels(topic=topic).inc()
-        if outcome.rejection is not None:
-            self.metrics.dead_letters.labels(reason=outcome.rejection.reason.value).inc()
-            self.metrics.outcomes.labels(stage="ingest", outcome="dead_letter").inc()
-        else:
-            self.metrics.outcomes.labels(stage="ingest", outcome="forwarded").inc()
-
     @contextlib.contextmanager
     def decision_span(self, msg: Any) -> Iterator[Any]:
         carrier = headers_as_list(getattr(msg, "headers", None))
@@ -244,7 +234,7 @@ class Telemetry:
         ) as span:
             yield span
 
-    def on_gate(self, outcome: GateOutcome | Folded, span: Any, msg: Any) -> None:
+    def on_gate(self, outcome: Folded, span: Any, msg: Any) -> None:
         etype = str(getattr(outcome.event.type, "value", outcome.event.type))
         m = self.metrics
         add = m.tally.add

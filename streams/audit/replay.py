@@ -34,15 +34,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.app.pipeline import accept_input
 from streams.audit.compare import DecisionView, EmittedDecision, RequestInfo, RequestKey
 from streams.audit.window import BEGINNING, END, Bound
+from streams.codecs.base import Codec
 from streams.config import kafka_for
 from streams.core.engine import DecisionEngine, contact_points
 from streams.core.errors import DecodeError, RejectedRecord, Rejection
 from streams.core.keys import contact_key
 from streams.core.model import Decision, SendRequest
 from streams.core.policy import PolicyBook
+from streams.gate.gate import admit_value
 from streams.ordering import MergeKey, merge_key, sequence_of
 
 ORDERING_NOTE = (
@@ -51,7 +52,7 @@ ORDERING_NOTE = (
     "order; facts from the log start, requests audited only inside the window"
 )
 
-# Input records above this size are dead-lettered by the worker as OVERSIZE (pipeline).
+# Input records above this size are dead-lettered by the worker as OVERSIZE (the gate).
 MAX_INPUT_BYTES = 1 << 20
 
 TopicPartitionKey = tuple[str, int]
@@ -138,14 +139,14 @@ class ReplayStats:
 class Redecider:
     """Fold input records, in replay order, into fresh engines and keep the final decisions.
 
-    Acceptance mirrors the worker's ingest step (streams.app.pipeline.Ingestor): a record
+    Acceptance mirrors the worker's ingest step (streams.gate.gate.Gate.admit): a record
     that the worker dead-letters (bad bytes, contract error, wrong key, oversize) never
     reaches the state, so it is counted as rejected here and not fed.
     """
 
     def __init__(
         self,
-        codec: Any,
+        codec: Codec,
         secret: bytes,
         topics: TopicSet,
         baseline: PolicyBook,
@@ -264,7 +265,7 @@ class Redecider:
         expected = self.topics.input_records.get(topic)
         if expected is None:
             raise DecodeError(Rejection.WRONG_TOPIC, f"not an input topic: {topic}")
-        return accept_input(self.codec, expected, key, value, MAX_INPUT_BYTES)
+        return admit_value(self.codec, expected, key, value, MAX_INPUT_BYTES)[0]
 
 
 def _text(value: Any) -> str:
@@ -327,7 +328,7 @@ class ShardConfig:
     window_ends: Mapping[int, int]
     keep_contact_keys: bool
 
-    def build(self, codec: Any = None) -> Redecider:
+    def build(self, codec: Codec | None = None) -> Redecider:
         from streams.codecs.registry import get_codec
 
         return Redecider(
@@ -475,7 +476,7 @@ class EmittedCollector:
 
     def __init__(
         self,
-        codec: Any,
+        codec: Codec,
         topics: TopicSet,
         window_ids: set[RequestKey],
         known_ids: set[RequestKey],
@@ -761,7 +762,7 @@ def new_run_id() -> str:
 @dataclass(frozen=True)
 class AuditOptions:
     bootstrap: str
-    codec: Any
+    codec: Codec
     secret: bytes
     baseline: PolicyBook
     baseline_label: str
@@ -1009,7 +1010,7 @@ def finding_records(
 def emit_findings(
     bootstrap: str,
     topic: str,
-    codec: Any,
+    codec: Codec,
     records: Iterator[dict[str, Any]],
     keys: Mapping[RequestKey, bytes],
     *,

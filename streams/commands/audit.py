@@ -67,8 +67,9 @@ def register(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--topic-prefix",
-        default=os.environ.get("SENDGATE_TOPIC_PREFIX", ""),
-        help="prefix of every topic name (as given to the worker)",
+        default=None,
+        help="prefix of every topic name (as given to the worker; default "
+        "$SENDGATE_TOPIC_PREFIX)",
     )
     p.add_argument(
         "--bootstrap", help="Kafka bootstrap servers (default $SENDGATE_KAFKA_BOOTSTRAP)"
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     bootstrap = args.bootstrap or settings.kafka_bootstrap
-    prefix = args.topic_prefix or ""
+    prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
     try:
         start = parse_bound(args.start, prefix=prefix, is_end=False)
         stop = parse_bound(args.stop, prefix=prefix, is_end=True)

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     import msgspec
 
-    from streams.config import MissingSecret, hmac_key
+    from streams.config import MissingSecret, hmac_key, policy_file
     from streams.core.engine import DecisionEngine
     from streams.core.jsonl import LineRejection, decide_lines
     from streams.core.parse import decision_to_dict
@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     except MissingSecret as exc:
         print(f"sendgate decide: {exc}", file=sys.stderr)
         return 2
-    policy_file = args.policy or os.environ.get("SENDGATE_POLICY_FILE")
+    policy = args.policy or policy_file()
     try:
-        policies = load_policy_book(policy_file) if policy_file else PolicyBook()
+        policies = load_policy_book(policy) if policy else PolicyBook()
     except (OSError, PolicyError) as exc:
         print(f"sendgate decide: policy: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,10 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.codecs.base import Codec
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -29,7 +32,7 @@ def register(p: argparse.ArgumentParser) -> None:
 class Tally:
     """Counts the output topics by decision and reason code, in a background thread."""
 
-    def __init__(self, bootstrap: str, codec: Any, prefix: str = "") -> None:
+    def __init__(self, bootstrap: str, codec: Codec, prefix: str = "") -> None:
         from confluent_kafka import Consumer
 
         from streams import topics as T
@@ -51,8 +54,7 @@ class Tally:
         self.thread.start()
 
     def _run(self) -> None:
-        from streams.app.pipeline import message_headers
-        from streams.gate.records import header
+        from streams.gate.records import header, headers_as_list
 
         while not self.stop.is_set():
             for msg in self.consumer.consume(500, 0.2):
@@ -64,7 +66,7 @@ class Tally:
                     _, rec = self.codec.decode(msg.value() or b"")
                     label = f"{rec['decision']:5} {rec['reason_code']}"
                 else:
-                    reason = header(message_headers(msg), "sg-reason") or b"?"
+                    reason = header(headers_as_list(msg.headers()), "sg-reason") or b"?"
                     label = "DEAD  " + reason.decode()
                 with self.lock:
                     self.kinds[kind] += 1

@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+from streams.config import child_environment
 from streams.esp import (
     DEFAULT_MAX_PENDING,
     DispatchConsumer,
@@ -106,7 +106,7 @@ def exec_sender(command: str, *, stdin: str = "contact", timeout: float = 60.0) 
         data = (json.dumps(s.to_json()) if stdin == "json" else s.contact_value) + "\n"
         try:
             done = subprocess.run(
-                argv, input=data.encode("utf-8"), env={**os.environ, **send_env(s)},
+                argv, input=data.encode("utf-8"), env=child_environment(send_env(s)),
                 timeout=timeout, check=False,
             )
         except subprocess.TimeoutExpired:

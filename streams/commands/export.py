@@ -69,7 +69,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tenant", required=True)
     p.add_argument("--type", dest="contact_type", choices=CONTACT_TYPES,
                    help="contact type (default: guessed, email or phone)")
-    p.add_argument("--topic-prefix", default=os.environ.get("SENDGATE_TOPIC_PREFIX", ""))
+    p.add_argument("--topic-prefix", default=None,
+                   help="prefix of every topic name (default $SENDGATE_TOPIC_PREFIX)")
     p.add_argument("--app-id", default=None, help="faust app id (default $SENDGATE_APP_ID)")
     p.add_argument("--no-topic-scan", action="store_true",
                    help="decisions from the state only (skip scanning the output topics)")
@@ -106,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = build_report(
             settings.kafka_bootstrap, args.tenant, point, ckey,
-            topic_prefix=args.topic_prefix, app_id=args.app_id or settings.app_id,
+            topic_prefix=(settings.topic_prefix if args.topic_prefix is None
+                          else args.topic_prefix),
+            app_id=args.app_id or settings.app_id,
             scan_topics=not args.no_topic_scan, settings=settings,
             key_partition_only=not args.all_partitions,
         )

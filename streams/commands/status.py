@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 CHANNELS = (
@@ -53,8 +52,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true",
                    help="print every field of the contact's view instead of one answer")
     p.add_argument("--redis-url", default=None, help="default $SENDGATE_REDIS_URL")
-    p.add_argument("--namespace", default=os.environ.get("SENDGATE_VIEW_NAMESPACE"),
-                   help="Redis key prefix (default sg:view:)")
+    p.add_argument("--namespace", default=None,
+                   help="Redis key prefix (default $SENDGATE_VIEW_NAMESPACE or sg:view:)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,13 +89,15 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     settings = Settings.from_env()
-    return asyncio.run(_lookup(args, settings.redis_url, ckey))
+    return asyncio.run(_lookup(args, settings.redis_url, settings.view.namespace, ckey))
 
 
-async def _lookup(args: argparse.Namespace, default_url: str, ckey: str) -> int:
+async def _lookup(args: argparse.Namespace, default_url: str, default_namespace: str | None,
+                  ckey: str) -> int:
     from streams.view.projection import DEFAULT_NAMESPACE, StatusView
 
-    view = StatusView(args.redis_url or default_url, namespace=args.namespace or DEFAULT_NAMESPACE)
+    view = StatusView(args.redis_url or default_url,
+                      namespace=args.namespace or default_namespace or DEFAULT_NAMESPACE)
     try:
         if args.all:
             fields = await view.lookup_all(ckey)

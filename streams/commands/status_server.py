@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 
 def register(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = __doc__
-    p.add_argument("--host", default=os.environ.get("SENDGATE_STATUS_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int,
-                   default=int(os.environ.get("SENDGATE_STATUS_PORT", "8088")))
+    p.add_argument("--host", default=None,
+                   help="address to bind (default $SENDGATE_STATUS_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None,
+                   help="port (default $SENDGATE_STATUS_PORT or 8088)")
     p.add_argument("--redis-url", default=None, help="default $SENDGATE_REDIS_URL")
-    p.add_argument("--namespace", default=os.environ.get("SENDGATE_VIEW_NAMESPACE"),
-                   help="Redis key prefix (default sg:view:)")
+    p.add_argument("--namespace", default=None,
+                   help="Redis key prefix (default $SENDGATE_VIEW_NAMESPACE or sg:view:)")
     p.add_argument("--max-in-flight", type=int, default=4096,
                    help="lookups answered at once; past it 503 + Retry-After (default 4096)")
     p.add_argument("--redis-connections", type=int, default=64,
                    help="Redis connections shared by the lookups; more wait (default 64)")
-    p.add_argument("--loglevel", default=os.environ.get("SENDGATE_LOGLEVEL", "warning"))
+    p.add_argument("--loglevel", default=None,
+                   help="default $SENDGATE_LOGLEVEL or warning")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from streams.view.http import make_status_app
     from streams.view.projection import DEFAULT_NAMESPACE, StatusView
 
-    logging.basicConfig(level=args.loglevel.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    logging.basicConfig(level=(args.loglevel or settings.loglevel).upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.api_token:
         print("sendgate status-server: SENDGATE_API_TOKEN is not set (lookups need a token)",
               file=sys.stderr)
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def build() -> web.Application:
         view = StatusView(args.redis_url or settings.redis_url,
-                          namespace=args.namespace or DEFAULT_NAMESPACE,
+                          namespace=(args.namespace or settings.view.namespace
+                                     or DEFAULT_NAMESPACE),
                           reader_connections=args.redis_connections)
         app = make_status_app(view, secret, settings.api_token or "",
                               max_in_flight=args.max_in_flight)
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         app.on_cleanup.append(close_view)
         return app
 
-    web.run_app(build(), host=args.host, port=args.port, backlog=2048,
+    host = args.host or settings.view.status_host
+    port = settings.view.status_port if args.port is None else args.port
+    web.run_app(build(), host=host, port=port, backlog=2048,
                 access_log_format='%a %t "%r" %s %b %Tfs', print=None)
     return 0

@@ -8,7 +8,6 @@ catalogue and, with `--broker`, what the broker actually has next to it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,8 +41,9 @@ def register(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--topic-prefix",
-        default=os.environ.get("SENDGATE_TOPIC_PREFIX", ""),
-        help="prefix of every topic name (tests, isolated replays)",
+        default=None,
+        help="prefix of every topic name (tests, isolated replays; default "
+        "$SENDGATE_TOPIC_PREFIX)",
     )
     p.add_argument("--partitions", type=int, help="partitions (default $SENDGATE_PARTITIONS, 12)")
     p.add_argument("--replication-factor", type=int, default=1)
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     partitions = args.partitions if args.partitions is not None else settings.partitions
     specs = catalogue(
-        prefix=args.topic_prefix, partitions=partitions,
+        prefix=settings.topic_prefix if args.topic_prefix is None else args.topic_prefix,
+        partitions=partitions,
         dead_letter_retention_ms=settings.dead_letter_retention_ms,
     )
     needs_broker = args.action == "create" or args.broker

@@ -18,14 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.config import Settings
 
 log = logging.getLogger("sendgate.view")
 
@@ -138,12 +140,14 @@ def register(p: argparse.ArgumentParser) -> None:
         "rebuild", help="rebuild the view from the changelog topic",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("--topic-prefix", default=os.environ.get("SENDGATE_TOPIC_PREFIX", ""),
-                   help="prefix of every topic name (as given to the worker)")
+    r.add_argument("--topic-prefix", default=None,
+                   help="prefix of every topic name (as given to the worker; default "
+                   "$SENDGATE_TOPIC_PREFIX)")
     r.add_argument("--app-id", default=None, help="faust app id (default $SENDGATE_APP_ID)")
     r.add_argument("--topic", default=None, help="changelog topic (overrides prefix/app id)")
     r.add_argument("--redis-url", default=None, help="default $SENDGATE_REDIS_URL")
-    r.add_argument("--namespace", default=None, help="Redis key prefix (default sg:view:)")
+    r.add_argument("--namespace", default=None,
+                   help="Redis key prefix (default $SENDGATE_VIEW_NAMESPACE or sg:view:)")
     r.add_argument("--as-of", default=None,
                    help="RFC 3339 instant to evaluate at (default: each state's latest "
                         "event time, as the worker does)")
@@ -159,8 +163,9 @@ def register(p: argparse.ArgumentParser) -> None:
             "followers share the partitions (one consumer group). Runs until SIGTERM."
         ),
     )
-    f.add_argument("--topic-prefix", default=os.environ.get("SENDGATE_TOPIC_PREFIX", ""),
-                   help="prefix of every topic name (as given to the worker)")
+    f.add_argument("--topic-prefix", default=None,
+                   help="prefix of every topic name (as given to the worker; default "
+                   "$SENDGATE_TOPIC_PREFIX)")
     f.add_argument("--app-id", default=None, help="faust app id (default $SENDGATE_APP_ID)")
     f.add_argument("--redis-url", default=None, help="default $SENDGATE_REDIS_URL")
     f.add_argument("--namespace", default=None,
@@ -174,15 +179,20 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from streams.config import Settings
+
+    settings = Settings.from_env()
+    if args.topic_prefix is None:
+        args.topic_prefix = settings.topic_prefix
     if args.view_command == "follow":
-        logging.basicConfig(level=os.environ.get("SENDGATE_LOGLEVEL", "WARNING").upper(),
+        logging.basicConfig(level=settings.loglevel.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        summary = asyncio.run(follow(args))
+        summary = asyncio.run(follow(args, settings))
         print(json.dumps(summary))
         return 1 if summary["unreadable"] else 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        summary = asyncio.run(rebuild(args))
+        summary = asyncio.run(rebuild(args, settings))
     except TopicMissing as exc:
         print(f"sendgate view rebuild: {exc}", file=sys.stderr)
         return 1
@@ -193,16 +203,14 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary["unreadable"] else 0
 
 
-async def follow(args: argparse.Namespace) -> dict[str, Any]:
+async def follow(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     import asyncio
     import signal
 
-    from streams.config import Settings
     from streams.core.policy import PolicyBook, load_policy_book
     from streams.view.follower import ViewFollower, changelog_holds_states
     from streams.view.projection import StatusView
 
-    settings = Settings.from_env()
     app_id = args.app_id or settings.app_id
     topic = changelog_topic(app_id, args.topic_prefix)
     policies = (
@@ -211,8 +219,8 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
     had_states = changelog_holds_states(
         settings.kafka.consumer(f"{args.topic_prefix}{app_id}-view-probe"), topic
     )
-    view = StatusView.from_env(args.redis_url or settings.redis_url, policies, args.namespace,
-                               source_had_states=had_states)
+    view = StatusView.from_settings(settings.view, args.redis_url or settings.redis_url,
+                                    policies, args.namespace, source_had_states=had_states)
     follower = ViewFollower(
         settings.kafka_bootstrap, topic, view,
         args.group or f"{args.topic_prefix}{app_id}-view-follower",
@@ -229,14 +237,12 @@ async def follow(args: argparse.Namespace) -> dict[str, Any]:
     return {"topic": topic, **stats.as_dict()}
 
 
-async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
-    from streams.config import Settings
+async def rebuild(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from streams.core.eventtime import parse_rfc3339
     from streams.core.policy import PolicyBook, load_policy_book
     from streams.gate.state_codec import decode_changelog_value
     from streams.view.projection import DEFAULT_NAMESPACE, StatusView
 
-    settings = Settings.from_env()
     topic = args.topic or changelog_topic(args.app_id or settings.app_id, args.topic_prefix)
     policies = (
         load_policy_book(settings.policy_file) if settings.policy_file else PolicyBook.default()
@@ -245,7 +251,7 @@ async def rebuild(args: argparse.Namespace) -> dict[str, Any]:
     view = StatusView(
         args.redis_url or settings.redis_url,
         policies=policies,
-        namespace=args.namespace or DEFAULT_NAMESPACE,
+        namespace=args.namespace or settings.view.namespace or DEFAULT_NAMESPACE,
     )
     started = time.monotonic()
     live: set[str] = set()

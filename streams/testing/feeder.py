@@ -22,12 +22,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams import topics as T
-from streams.app.pipeline import message_headers
+from streams.codecs.base import Codec
 from streams.config import kafka_for
 from streams.core.engine import contact_points
 from streams.core.keys import input_key
 from streams.core.parse import parse_event
-from streams.gate.records import H_SOURCE, header
+from streams.gate.records import H_SOURCE, header, headers_as_list
 from streams.testing.observe import wait_for_topics
 
 
@@ -50,7 +50,7 @@ def retenant(events: Iterable[dict[str, Any]], suffix: str) -> list[dict[str, An
 class Publisher:
     """Encodes contract-shaped dicts and produces them with the catalogue's key."""
 
-    def __init__(self, bootstrap: str, codec: Any, *, topic_prefix: str = "") -> None:
+    def __init__(self, bootstrap: str, codec: Codec, *, topic_prefix: str = "") -> None:
         self.codec = codec
         self.prefix = topic_prefix
         self.producer = Producer(kafka_for(bootstrap).producer({
@@ -98,7 +98,7 @@ class Publisher:
 class BarrierFeeder:
     """Publish files in lock-step rounds (see module docstring)."""
 
-    def __init__(self, bootstrap: str, codec: Any, *, topic_prefix: str = "",
+    def __init__(self, bootstrap: str, codec: Codec, *, topic_prefix: str = "",
                  timeout: float = 60.0, group_id: str | None = None) -> None:
         self.publisher = Publisher(bootstrap, codec, topic_prefix=topic_prefix)
         self.timeout = timeout
@@ -121,7 +121,7 @@ class BarrierFeeder:
             for msg in self.watch.consume(500, 0.2):
                 if msg.error():
                     continue
-                source = header(message_headers(msg), H_SOURCE)
+                source = header(headers_as_list(msg.headers()), H_SOURCE)
                 if source is not None:
                     self.seen.add(source)
             missing = sources - self.seen

@@ -16,8 +16,9 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams import topics as T
-from streams.app.pipeline import message_headers
+from streams.codecs.base import Codec
 from streams.config import kafka_for
+from streams.gate.records import headers_as_list
 
 
 def wait_for_topics(client: Any, names: Iterable[str], timeout: float = 60.0) -> Any:
@@ -72,7 +73,7 @@ class Observed:
 class OutputReader:
     """Consumes the output topics (approved, blocked, revoked, dead letters) from the start."""
 
-    def __init__(self, bootstrap: str, codec: Any, *, topic_prefix: str = "",
+    def __init__(self, bootstrap: str, codec: Codec, *, topic_prefix: str = "",
                  partitions: int | None = None) -> None:
         self.codec = codec
         self.observed = Observed()
@@ -100,9 +101,9 @@ class OutputReader:
                 got += 1
                 topic = str(msg.topic())
                 expected = T.DEAD_LETTER_RECORD if topic == self.dead_letter_topic else None
-                _, record = self.codec.decode(msg.value(), expected)
+                _, record = self.codec.decode(msg.value() or b"", expected)
                 e = Emitted(topic, int(msg.partition() or 0), int(msg.offset() or 0), msg.key(),
-                            record, message_headers(msg), msg.timestamp()[1])
+                            record, headers_as_list(msg.headers()), msg.timestamp()[1])
                 if topic == self.dead_letter_topic:
                     self.observed.dead_letters.append(e)
                 else:

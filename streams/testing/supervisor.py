@@ -17,7 +17,7 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
-from streams.config import kafka_for
+from streams.config import child_environment, kafka_for
 
 
 def free_port() -> int:
@@ -50,19 +50,22 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if not self.web_port:
             self.web_port = free_port()
+        # the worker's own composition root reads these; info logging unless the
+        # environment or `env` says otherwise
         env = {
-            **os.environ,
-            "SENDGATE_KAFKA_BOOTSTRAP": self.bootstrap,
-            "SENDGATE_APP_ID": self.app_id,
-            "PYTHONUNBUFFERED": "1",
-            **self.env,
+            "SENDGATE_LOGLEVEL": "info",
+            **child_environment({
+                "SENDGATE_KAFKA_BOOTSTRAP": self.bootstrap,
+                "SENDGATE_APP_ID": self.app_id,
+                "PYTHONUNBUFFERED": "1",
+                **self.env,
+            }),
         }
         cmd = [
             sys.executable, "-m", "streams.cli", "worker",
             "--data-dir", str(self.data_dir),
             "--web-port", str(self.web_port),
             "--topic-prefix", self.topic_prefix,
-            "--loglevel", env.get("SENDGATE_LOGLEVEL", "info"),
         ]
         if self.metrics_port:
             cmd += ["--metrics-port", str(self.metrics_port)]

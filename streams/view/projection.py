@@ -73,7 +73,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections import OrderedDict
@@ -100,6 +99,7 @@ from streams.core.model import ContactState, Decision
 from streams.core.policy import PolicyBook
 
 if TYPE_CHECKING:
+    from streams.config import ViewSettings
     from streams.gate.state_codec import ViewHint
 
 ViewItem = tuple[str, ContactState, str | None, datetime, str | None]
@@ -531,20 +531,18 @@ class StatusView:
         self.projection_errors = 0
 
     @classmethod
-    def from_env(
-        cls, redis_url: str, policies: PolicyBook | None = None, namespace: str | None = None,
-        *, source_had_states: bool = True,
+    def from_settings(
+        cls, view: ViewSettings, redis_url: str, policies: PolicyBook | None = None,
+        namespace: str | None = None, *, source_had_states: bool = True,
     ) -> StatusView:
-        """With the SENDGATE_VIEW_* settings: NAMESPACE (sg:view:), MAX_PENDING (20000),
-        TTL_SECONDS (none)."""
-        env = os.environ
-        ttl = int(env.get("SENDGATE_VIEW_TTL_SECONDS", "0") or 0)
+        """A writer with the deployment's view settings (`Settings.view`: namespace,
+        max pending, TTL); `namespace` overrides the setting (a command line flag)."""
         return cls(
             redis_url,
             policies=policies,
-            namespace=namespace or env.get("SENDGATE_VIEW_NAMESPACE") or DEFAULT_NAMESPACE,
-            max_pending=int(env.get("SENDGATE_VIEW_MAX_PENDING", "20000")),
-            ttl_seconds=ttl or None,
+            namespace=namespace or view.namespace or DEFAULT_NAMESPACE,
+            max_pending=view.max_pending,
+            ttl_seconds=view.ttl_seconds,
             source_had_states=source_had_states,
         )
 

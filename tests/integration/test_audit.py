@@ -106,7 +106,8 @@ class OutRecord:
 
 
 def emitted_records(feed: Feed, policies: Any = None) -> list[OutRecord]:
-    """What the worker emits for the feed: decisions of the core, shaped like pipeline.Gate."""
+    """What the worker emits for the feed: decisions of the core, shaped like the outputs
+    of streams.gate.gate.Gate."""
     from streams.core.engine import DecisionEngine
     from streams.core.keys import contact_key
     from streams.core.model import SendRequest

@@ -1,9 +1,10 @@
 """Privacy requests (R-DSR-1 access, R-DSR-2 erasure) at the core + shell + view level.
 
-Events go through the real shell of the worker (`Ingestor` -> `Gate`, Avro on the wire)
-and every gate step is projected into a real Redis with `StatusView.apply`, as the gate
-agent does. The stream end to end (Kafka topics, faust) is the lead's test; here the
-changelog and output topics are written directly for `sendgate export`.
+Events go through the worker's gate (`Gate.admit` -> `Gate.fold` over a `MemoryStore`,
+Avro on the wire) and every fold is projected into a real Redis with `StatusView.apply`,
+as the view follower does from the changelog. The stream end to end (Kafka runtime) is
+tests/integration/test_stream_scenarios.py; here the changelog and output topics are
+written directly for `sendgate export`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import redis
 from unit.view.viewkit import leaks, load, raw_forms, scenario_files
 
 from streams import topics as T
-from streams.app.pipeline import Gate, Ingestor, OutRecord
 from streams.codecs.avro import AvroCodec
 from streams.core.engine import dump_state
 from streams.core.keys import input_key
 from streams.core.model import ContactPoint, ContactState, ContactType
 from streams.core.policy import PolicyBook
+from streams.gate.gate import Admitted, Folded, Gate, MemoryStore
+from streams.gate.records import InRecord, OutRecord
 from streams.gate.state_codec import encode_state
 from streams.view.projection import META_FIELD, META_KEY_SUFFIX, StatusView
 
@@ -36,18 +38,22 @@ ADDRESS = "l.vanes@outlook.com"
 
 @dataclass
 class Shell:
-    """The worker's two steps without faust: states by key, records by output topic."""
+    """The worker's gate without Kafka: states by key, records by output topic."""
 
     prefix: str = ""
     codec: AvroCodec = field(default_factory=AvroCodec)
-    states: dict[bytes, ContactState] = field(default_factory=dict)
+    store: MemoryStore = field(default_factory=MemoryStore)
     outputs: list[OutRecord] = field(default_factory=list)
-    steps: list[tuple[str, bytes, Any]] = field(default_factory=list)
+    steps: list[tuple[str, bytes, Folded]] = field(default_factory=list)
     offset: int = 0
 
     def __post_init__(self) -> None:
-        self.ingestor = Ingestor(self.codec, SECRET.encode(), topic_prefix=self.prefix)
-        self.gate = Gate(self.codec, PolicyBook.default(), topic_prefix=self.prefix)
+        self.gate = Gate(self.codec, PolicyBook.default(), SECRET.encode(),
+                         topic_prefix=self.prefix)
+
+    @property
+    def states(self) -> dict[bytes, ContactState]:
+        return self.store.states
 
     async def feed(self, obj: dict[str, Any], view: StatusView) -> None:
         obj = {k: v for k, v in obj.items() if k != "expect"}
@@ -57,17 +63,17 @@ class Shell:
                         ContactPoint(ContactType(first["type"]), first["value"])).encode()
         value = self.codec.encode(T.RECORD_FOR_EVENT_TYPE[obj["type"]], obj)
         self.offset += 1
-        outcome = self.ingestor.ingest(self.prefix + spec.name, 0, self.offset, key, value, [])
-        assert outcome.dead_letter is None, outcome.rejection
-        for fwd in outcome.forwards:
-            assert fwd.key is not None
-            result = self.gate.process(self.states.get(fwd.key), fwd.key, fwd.value,
-                                       fwd.headers)
-            self.states[fwd.key] = result.state
+        adm = self.gate.admit(
+            InRecord(self.prefix + spec.name, 0, self.offset, 0, key, value))
+        assert isinstance(adm, Admitted), adm
+        for route in adm.routes:
+            result = self.gate.fold(self.store, self.gate.contact_event(adm, route),
+                                    adm.record)
+            assert result.dead_letter is None
             self.outputs.extend(result.outputs)
-            self.steps.append((obj["event_id"], fwd.key, result))
-            # the wiring of the gate agent (see the report): after the table write
-            await view.apply(fwd.key, result.state, result.decisions, result.event.tenant,
+            self.steps.append((obj["event_id"], route.key, result))
+            # as the view follower does with the changelog record of this state
+            await view.apply(route.key, result.state, result.decisions, result.event.tenant,
                              result.event.occurred_at)
 
 

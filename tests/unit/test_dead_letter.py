@@ -8,13 +8,15 @@ from typing import Any
 import pytest
 
 from streams import topics as T
-from streams.app.pipeline import Ingestor
 from streams.codecs.avro import AvroCodec
 from streams.core.enums import ContactType
 from streams.core.errors import ContractError, DecodeError, RejectedRecord, Rejection
 from streams.core.keys import contact_key
 from streams.core.model import ContactPoint
+from streams.core.policy import PolicyBook
 from streams.gate.dead_letter import dead_letter_record
+from streams.gate.gate import Gate, Rejected
+from streams.gate.records import InRecord
 
 SECRET = b"dead-letter-test-key"
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -116,13 +118,16 @@ def test_the_message_never_quotes_the_contact(codec: AvroCodec) -> None:
     assert "<contact>" in record["message"]
 
 
-def test_the_worker_ingest_uses_it(codec: AvroCodec) -> None:
-    ingestor = Ingestor(codec, SECRET, clock=lambda: AT, topic_prefix="p.")
-    outcome = ingestor.ingest("p.orders", 0, 7, b"shop|email|a@b.nl",
-                              b'{"type": "order"}', [])
-    assert outcome.dead_letter is not None and not outcome.forwards
+def test_the_worker_gate_uses_it(codec: AvroCodec) -> None:
+    gate = Gate(codec, PolicyBook.default(), SECRET, clock=lambda: AT, topic_prefix="p.")
+    outcome = gate.admit(InRecord("p.orders", 0, 7, 0, b"shop|email|a@b.nl",
+                                  b'{"type": "order"}'))
+    assert isinstance(outcome, Rejected)
     dl = outcome.dead_letter
+    assert dl.topic == "p." + T.DEAD_LETTER
     assert dl.key == contact_key(SECRET, "shop", ContactPoint(ContactType.EMAIL, "a@b.nl")).encode()
     _, record = codec.decode(dl.value, T.DEAD_LETTER_RECORD)
     assert (record["reason"], record["field"]) == ("bad_magic", "value")
+    assert (record["source_topic"], record["partition"], record["offset"]) == ("p.orders", 0, 7)
     assert "looks like JSON" in record["message"]
+    assert record["detected_at"] == AT

@@ -19,9 +19,10 @@ with warnings.catch_warnings():  # authlib's import-time notice (it forces "alwa
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streams import topics as T
-from streams.app.pipeline import Gate, Ingestor, OutRecord
 from streams.codecs.avro import ConfluentAvroCodec
 from streams.core.policy import PolicyBook
+from streams.gate.gate import Admitted, Gate, MemoryStore, Rejected
+from streams.gate.records import InRecord, OutRecord
 
 SECRET = b"registry-subject-test"
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -59,24 +60,23 @@ def _request(rid: str, purpose: str, kind: str | None) -> dict[str, Any]:
 def test_outputs_and_dead_letters_use_topic_subjects() -> None:
     prefix = "p."
     codec = ConfluentAvroCodec(f"mock://{uuid.uuid4().hex}")
-    ingestor = Ingestor(codec, SECRET, clock=lambda: AT, topic_prefix=prefix)
-    gate = Gate(codec, PolicyBook.default(), clock=lambda: AT, topic_prefix=prefix)
+    gate = Gate(codec, PolicyBook.default(), SECRET, clock=lambda: AT, topic_prefix=prefix)
+    store = MemoryStore()
     key = b"t|email|jan@example.nl"
     outputs: list[OutRecord] = []
-    state = None
     events = [("orders", ORDER), ("send-requests", _request("r1", "service", "order_confirmation")),
               ("send-requests", _request("r2", "commercial", None))]
     for offset, (topic, event) in enumerate(events):
         record = T.INPUT_RECORDS[topic]
         value = codec.encode(record, event, topic=prefix + topic)
-        ingested = ingestor.ingest(prefix + topic, 0, offset, key, value, [])
-        assert ingested.dead_letter is None, ingested.rejection
-        for fwd in ingested.forwards:
-            outcome = gate.process(state, fwd.key or b"", fwd.value, fwd.headers)
-            state = outcome.state
-            outputs.extend(outcome.outputs)
-    bad = ingestor.ingest(prefix + "orders", 0, 9, key, b'{"not": "avro"}', [])
-    assert bad.dead_letter is not None
+        adm = gate.admit(InRecord(prefix + topic, 0, offset, 0, key, value))
+        assert isinstance(adm, Admitted), adm
+        for route in adm.routes:
+            folded = gate.fold(store, gate.contact_event(adm, route), adm.record)
+            assert folded.dead_letter is None
+            outputs.extend(folded.outputs)
+    bad = gate.admit(InRecord(prefix + "orders", 0, 9, 0, key, b'{"not": "avro"}'))
+    assert isinstance(bad, Rejected)
     outputs.append(bad.dead_letter)
 
     topics = {o.topic for o in outputs}
