@@ -33,7 +33,7 @@ from faust.streams import _current_event  # noqa: E402
 from streams import topics as T  # noqa: E402
 from streams.app.faust_app import STREAM_SETTINGS, _tune_fetches  # noqa: E402
 from streams.app.faust_patches import apply_patches  # noqa: E402
-from streams.commands.worker import use_event_loop  # noqa: E402
+from streams.app.faust_worker import use_event_loop  # noqa: E402
 
 APP_ID = "null"
 INTERNAL = "null.contact-events"
@@ -87,7 +87,7 @@ def create_null_app(bootstrap: str, prefix: str, data_dir: Path, partitions: int
 def main(argv: list[str]) -> int:
     bootstrap, prefix, data_dir, partitions = argv[1], argv[2], Path(argv[3]), int(argv[4])
     data_dir.mkdir(parents=True, exist_ok=True)
-    use_event_loop()
+    use_event_loop("uvloop")
     app = create_null_app(bootstrap, prefix, data_dir, partitions)
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
     return 0
