@@ -38,7 +38,7 @@ class WorkerSettings:
     data_dir: Path | None = None
     status_view: bool = True
     commit_interval_ms: int = 1000
-    max_task_idle_ms: int = 500
+    max_task_idle_ms: int = 5000
     buffer_max: int = 2000
     state_cache: int = 4096
     batch_max: int = 100  # faust adapter: events per agent wake-up
@@ -64,7 +64,7 @@ class WorkerSettings:
             status_view=env.get("SENDGATE_STATUS_VIEW", "1") != "0",
             commit_interval_ms=int(env.get("SENDGATE_COMMIT_INTERVAL_MS",
                                            "100" if eos else "1000")),
-            max_task_idle_ms=int(env.get("SENDGATE_MAX_TASK_IDLE_MS", "500")),
+            max_task_idle_ms=int(env.get("SENDGATE_MAX_TASK_IDLE_MS", "5000")),
             buffer_max=int(env.get("SENDGATE_BUFFER_MAX", "2000")),
             state_cache=int(env.get("SENDGATE_STATE_CACHE", "4096")),
             batch_max=int(env.get("SENDGATE_BATCH_MAX", "100")),

@@ -84,7 +84,7 @@ class RuntimeConfig:
     topic_prefix: str = ""
     exactly_once: bool = False
     commit_interval_s: float = 1.0
-    max_task_idle_s: float = 0.5
+    max_task_idle_s: float = 5.0
     buffer_max: int = 2000
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 10

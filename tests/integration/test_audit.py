@@ -205,14 +205,19 @@ def publish_inputs(bootstrap: str, prefix: str, feed: Feed) -> None:
     from streams.codecs.registry import get_codec
     from streams.core.engine import contact_points
     from streams.core.keys import input_key
+    from streams.ordering import SequenceStamp
 
     codec = get_codec(Settings.from_env())
     p = producer(bootstrap, [prefix + t for t in T.INPUT_TOPICS])
+    # stamped like the SDK stamps: records appended in the same millisecond on different
+    # input topics replay in publish order, as the expected decisions assume
+    stamp = SequenceStamp()
     for obj, ev, ts in zip(feed.raw, feed.events, feed.timestamps, strict=True):
         spec = T.input_topic_for(obj["type"])
         value = codec.encode(spec.value_schemas[0], obj, topic=prefix + spec.name)
         key = input_key(ev.tenant, contact_points(ev)[0]).encode()
-        p.produce(prefix + spec.name, key=key, value=value, timestamp=ts)
+        p.produce(prefix + spec.name, key=key, value=value, timestamp=ts,
+                  headers=[stamp.header()])
     assert p.flush(30) == 0
 
 
