@@ -104,8 +104,9 @@ def tune_gc(setting: str) -> None:
 def build_gate(settings: Settings, ws: WorkerSettings, telemetry: Telemetry | None = None,
                secret: bytes | None = None) -> Gate:
     from streams.codecs.registry import get_codec
-    from streams.core.policy import PolicyBook, load_policy_book
+    from streams.core.policy import PolicyBook
     from streams.gate.gate import Gate
+    from streams.policies import load_policy_book
 
     policies = (load_policy_book(settings.policy_file) if settings.policy_file
                 else PolicyBook.default())
@@ -198,7 +199,8 @@ def _start_view_follower(settings: Settings, topic: str, group_prefix: str,
     def run() -> None:
         import asyncio
 
-        from streams.core.policy import PolicyBook, load_policy_book
+        from streams.core.policy import PolicyBook
+        from streams.policies import load_policy_book
         from streams.view.follower import ViewFollower
         from streams.view.metrics import expose_view_metrics
         from streams.view.projection import StatusView

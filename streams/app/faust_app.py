@@ -26,10 +26,11 @@ from streams.codecs.registry import get_codec
 from streams.compose import WorkerSettings
 from streams.config import Settings, hmac_key
 from streams.core.engine import ContactState
-from streams.core.policy import PolicyBook, load_policy_book
+from streams.core.policy import PolicyBook
 from streams.gate.gate import Gate, Rejected
 from streams.gate.records import InRecord, OutRecord, headers_as_list
 from streams.gate.state_codec import ViewHint, decode_state, encode_state
+from streams.policies import load_policy_book
 from streams.view.follower import changelog_holds_states
 from streams.view.metrics import expose_view_metrics
 from streams.view.projection import StatusView

@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     from streams.codecs.registry import get_codec
     from streams.config import MissingSecret, Settings, hmac_key
     from streams.core.errors import RejectedRecord
-    from streams.core.policy import PolicyBook, load_policy_book
+    from streams.core.policy import PolicyBook
+    from streams.policies import load_policy_book
 
     def fail(message: str) -> int:
         print(f"sendgate audit: error: {message}", file=sys.stderr)

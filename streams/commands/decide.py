@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from streams.core.engine import DecisionEngine
     from streams.core.jsonl import LineRejection, decide_lines
     from streams.core.parse import decision_to_dict
-    from streams.core.policy import PolicyBook, PolicyError, load_policy_book
+    from streams.core.policy import PolicyBook, PolicyError
+    from streams.policies import load_policy_book
 
     try:
         secret = hmac_key(allow_test_default=args.dev_key)

@@ -207,7 +207,8 @@ async def follow(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
     import asyncio
     import signal
 
-    from streams.core.policy import PolicyBook, load_policy_book
+    from streams.core.policy import PolicyBook
+    from streams.policies import load_policy_book
     from streams.view.follower import ViewFollower, changelog_holds_states
     from streams.view.projection import StatusView
 
@@ -239,8 +240,9 @@ async def follow(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
 
 async def rebuild(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from streams.core.eventtime import parse_rfc3339
-    from streams.core.policy import PolicyBook, load_policy_book
+    from streams.core.policy import PolicyBook
     from streams.gate.state_codec import decode_changelog_value
+    from streams.policies import load_policy_book
     from streams.view.projection import DEFAULT_NAMESPACE, StatusView
 
     topic = args.topic or changelog_topic(args.app_id or settings.app_id, args.topic_prefix)

@@ -19,7 +19,6 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from streams.core.enums import Sector
@@ -184,11 +183,11 @@ def policy_book_from_mapping(document: Mapping[str, Any]) -> PolicyBook:
     return PolicyBook(default_policy=default, tenants=tenants)
 
 
-def load_policy_book(path: str | Path) -> PolicyBook:
-    """Parse a TOML policy file; PolicyError on any unknown or malformed setting."""
-    with open(path, "rb") as handle:
-        try:
-            document = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"{path}: {exc}") from None
+def parse_policy_book(text: str, source: str = "policy") -> PolicyBook:
+    """Parse TOML policy text; PolicyError on any unknown or malformed setting. The shell
+    reads the file (`streams.policies.load_policy_book`): the core touches no files."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: {exc}") from None
     return policy_book_from_mapping(document)

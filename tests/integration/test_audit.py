@@ -563,7 +563,8 @@ def test_policy_what_if_counts_the_changes(
     kafka_admin: Any, kafka_bootstrap: str, prefix: str, tmp_path: Path
 ) -> None:
     from streams.core.parse import parse_event
-    from streams.core.policy import PolicyBook, load_policy_book
+    from streams.core.policy import PolicyBook
+    from streams.policies import load_policy_book
 
     extra = soft_opt_in_feed()
     base = load_feed(scenario_files())

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from streams.core.enums import Sector
-from streams.core.policy import DEFAULT_POLICY, PolicyBook, PolicyError, load_policy_book
+from streams.core.policy import DEFAULT_POLICY, PolicyBook, PolicyError
+from streams.policies import load_policy_book
 
 REPO = Path(__file__).resolve().parents[3]
 
