@@ -43,7 +43,6 @@ class WorkerSettings:
     state_cache: int = 4096
     batch_max: int = 100  # faust adapter: events per agent wake-up
     batch_within: float = 0.005
-    parsed_cache: int = 32768
     rocksdb_write_buffer_mb: int = 8
     rocksdb_block_cache_mb: int = 16
     fetch_min_bytes: int = 65536
@@ -69,7 +68,6 @@ class WorkerSettings:
             state_cache=int(env.get("SENDGATE_STATE_CACHE", "4096")),
             batch_max=int(env.get("SENDGATE_BATCH_MAX", "100")),
             batch_within=float(env.get("SENDGATE_BATCH_WITHIN", "0.005")),
-            parsed_cache=int(env.get("SENDGATE_PARSED_CACHE", "32768")),
             rocksdb_write_buffer_mb=int(env.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "8")),
             rocksdb_block_cache_mb=int(env.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "16")),
             fetch_min_bytes=int(env.get("SENDGATE_FETCH_MIN_BYTES", "65536")),
