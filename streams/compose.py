@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from streams.config import Settings, hmac_key
 
@@ -28,6 +29,22 @@ log = logging.getLogger("sendgate.worker")
 
 VIEW_THREAD_SWITCH_S = 0.0005
 
+ViewMode = Literal["process", "thread", "off"]
+"""Who writes the status view of this worker's states (README, Status view):
+`process` a `sendgate view follow` child of the worker (default: its own interpreter, so
+the projection does not take the worker's GIL; it dies with the worker), `thread` the
+same follower inside the worker (one process, slower: ~+50 % CPU per event on the
+worker's thread), `off` nobody here (run `sendgate view follow` yourself, at scale)."""
+
+
+def view_mode(value: str) -> ViewMode:
+    """SENDGATE_STATUS_VIEW: process (or 1), thread, off (or 0)."""
+    mode = {"1": "process", "process": "process", "thread": "thread",
+            "0": "off", "off": "off"}.get(value.strip().lower())
+    if mode is None:
+        raise ValueError(f"SENDGATE_STATUS_VIEW must be process, thread or off, not {value!r}")
+    return mode  # type: ignore[return-value]
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
@@ -36,15 +53,16 @@ class WorkerSettings:
     runtime: str = "kafka"
     topic_prefix: str = ""
     data_dir: Path | None = None
-    status_view: bool = True
+    status_view: ViewMode = "process"
+    view_metrics_port: int = 0
     commit_interval_ms: int = 1000
     max_task_idle_ms: int = 5000
     buffer_max: int = 2000
-    state_cache: int = 4096
+    state_cache: int = 16_384
     batch_max: int = 100  # faust adapter: events per agent wake-up
     batch_within: float = 0.005
-    rocksdb_write_buffer_mb: int = 8
-    rocksdb_block_cache_mb: int = 16
+    rocksdb_write_buffer_mb: int = 64
+    rocksdb_block_cache_mb: int = 32
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 10
     gc_threshold: str = "100000,50,100"
@@ -60,16 +78,17 @@ class WorkerSettings:
         return WorkerSettings(
             runtime=env.get("SENDGATE_RUNTIME", "kafka"),
             topic_prefix=env.get("SENDGATE_TOPIC_PREFIX", ""),
-            status_view=env.get("SENDGATE_STATUS_VIEW", "1") != "0",
+            status_view=view_mode(env.get("SENDGATE_STATUS_VIEW", "process")),
+            view_metrics_port=int(env.get("SENDGATE_VIEW_METRICS_PORT", "0")),
             commit_interval_ms=int(env.get("SENDGATE_COMMIT_INTERVAL_MS",
                                            "100" if eos else "1000")),
             max_task_idle_ms=int(env.get("SENDGATE_MAX_TASK_IDLE_MS", "5000")),
             buffer_max=int(env.get("SENDGATE_BUFFER_MAX", "2000")),
-            state_cache=int(env.get("SENDGATE_STATE_CACHE", "4096")),
+            state_cache=int(env.get("SENDGATE_STATE_CACHE", "16384")),
             batch_max=int(env.get("SENDGATE_BATCH_MAX", "100")),
             batch_within=float(env.get("SENDGATE_BATCH_WITHIN", "0.005")),
-            rocksdb_write_buffer_mb=int(env.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "8")),
-            rocksdb_block_cache_mb=int(env.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "16")),
+            rocksdb_write_buffer_mb=int(env.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "64")),
+            rocksdb_block_cache_mb=int(env.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "32")),
             fetch_min_bytes=int(env.get("SENDGATE_FETCH_MIN_BYTES", "65536")),
             fetch_max_wait_ms=int(env.get("SENDGATE_FETCH_MAX_WAIT_MS", "10")),
             gc_threshold=env.get("SENDGATE_GC_THRESHOLD", "100000,50,100"),
@@ -115,8 +134,8 @@ def build_gate(settings: Settings, ws: WorkerSettings, telemetry: Telemetry | No
 
 def run_kafka_worker(settings: Settings, ws: WorkerSettings,
                      stop: threading.Event | None = None) -> int:
-    """The default worker: the Kafka task runtime over the gate, plus (unless
-    SENDGATE_STATUS_VIEW=0) the status view kept from the changelog in a thread."""
+    """The default worker: the Kafka task runtime over the gate, plus the status view kept
+    from the changelog by a child `view follow` process (SENDGATE_STATUS_VIEW, `ViewMode`)."""
 
     from streams.app.telemetry import Telemetry
     from streams.runtime.store import StoreOptions
@@ -151,14 +170,18 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
     halt = stop or threading.Event()
     _on_signals(halt, runtime.stop)
     view_thread = None
-    if ws.status_view:
+    view_process = None
+    changelog = changelog_topic(settings.app_id, ws.topic_prefix)
+    group_prefix = f"{ws.topic_prefix}{settings.app_id}"
+    if ws.status_view == "thread":
         # The view thread holds the GIL for up to the switch interval (5 ms) each time the
         # runtime's thread returns from a consume/poll/flush call: at moderate load that
         # wait, not CPU, capped a worker at ~1 600 events/s with 0.6 cores busy.
         sys.setswitchinterval(VIEW_THREAD_SWITCH_S)
-        view_thread = _start_view_follower(
-            settings, changelog_topic(settings.app_id, ws.topic_prefix),
-            f"{ws.topic_prefix}{settings.app_id}", halt, telemetry.metrics.registry)
+        view_thread = _start_view_follower(settings, changelog, group_prefix, halt,
+                                           telemetry.metrics.registry)
+    elif ws.status_view == "process":
+        view_process = _spawn_view_follower(settings, ws, changelog, group_prefix)
     tune_gc(ws.gc_threshold)
     try:
         runtime.run()
@@ -166,7 +189,45 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
         halt.set()
         if view_thread is not None:
             view_thread.join(10)
+        if view_process is not None:
+            _stop_child(view_process)
     return 0
+
+
+def _spawn_view_follower(settings: Settings, ws: WorkerSettings, topic: str,
+                         group_prefix: str) -> subprocess.Popen[bytes]:
+    """`sendgate view follow` as a child that dies with this process (PR_SET_PDEATHSIG:
+    a SIGKILLed worker leaves no orphan). Whether the changelog already held states is
+    asked here, before the runtime writes any (issue 12 §3), and handed down."""
+    from streams.config import child_environment
+    from streams.view.follower import changelog_holds_states
+
+    had_states = changelog_holds_states(
+        settings.kafka.consumer(f"{group_prefix}-view-probe"), topic)
+    cmd = [sys.executable, "-m", "streams.cli", "view", "follow",
+           "--topic-prefix", ws.topic_prefix, "--app-id", settings.app_id,
+           "--source-had-states", "yes" if had_states else "no"]
+    if ws.view_metrics_port:
+        cmd += ["--metrics-port", str(ws.view_metrics_port)]
+    return subprocess.Popen(cmd, env=child_environment({}), preexec_fn=_die_with_parent,
+                            stdout=subprocess.DEVNULL)
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _stop_child(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def _on_signals(halt: threading.Event, stop_runtime: object) -> None:
@@ -183,8 +244,8 @@ def _on_signals(halt: threading.Event, stop_runtime: object) -> None:
 
 def _start_view_follower(settings: Settings, topic: str, group_prefix: str,
                          halt: threading.Event, registry: CollectorRegistry) -> threading.Thread:
-    """The status view written from the changelog, in this process: the same code as
-    `sendgate view follow` (which replaces it at scale, with SENDGATE_STATUS_VIEW=0).
+    """The status view written from the changelog, in this process (SENDGATE_STATUS_VIEW=
+    thread): the same code as `sendgate view follow`.
 
     Whether the changelog already held states is asked before the runtime writes any
     (issue 12 §3: only a writer that starts on an empty changelog may create the view

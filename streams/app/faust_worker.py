@@ -41,7 +41,7 @@ def run_faust(settings: Settings, ws: WorkerSettings) -> int:
             data_dir=ws.data_dir,
             web_port=ws.web_port,
             telemetry=telemetry,
-            status_view=ws.status_view,
+            status_view=ws.status_view != "off",
             worker=ws,
         )
     )

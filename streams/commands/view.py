@@ -174,6 +174,11 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="consumer group (default <prefix><app id>-view-follower)")
     f.add_argument("--idle-exit", type=float, default=None,
                    help="stop after this many seconds without a record (one-off catch-up)")
+    f.add_argument("--metrics-port", type=int, default=0,
+                   help="serve the view's Prometheus metrics (sendgate_view_*) on "
+                   "127.0.0.1:PORT")
+    f.add_argument("--source-had-states", choices=("yes", "no"), default=None,
+                   help=argparse.SUPPRESS)  # the worker that spawns it probed already
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,11 +222,22 @@ async def follow(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
     policies = (
         load_policy_book(settings.policy_file) if settings.policy_file else PolicyBook.default()
     )
-    had_states = changelog_holds_states(
-        settings.kafka.consumer(f"{args.topic_prefix}{app_id}-view-probe"), topic
-    )
+    if args.source_had_states is None:
+        had_states = changelog_holds_states(
+            settings.kafka.consumer(f"{args.topic_prefix}{app_id}-view-probe"), topic
+        )
+    else:
+        had_states = args.source_had_states == "yes"
     view = StatusView.from_settings(settings.view, args.redis_url or settings.redis_url,
                                     policies, args.namespace, source_had_states=had_states)
+    if args.metrics_port:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from streams.view.metrics import expose_view_metrics
+
+        registry = CollectorRegistry()
+        expose_view_metrics(registry, view)
+        start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
     follower = ViewFollower(
         settings.kafka_bootstrap, topic, view,
         args.group or f"{args.topic_prefix}{app_id}-view-follower",

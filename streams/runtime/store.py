@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteBufferManager,
+    WriteOptions,
+)
 
 from streams.core.engine import ContactState
 from streams.gate.state_codec import ViewHint, decode_state, encode_state
@@ -34,19 +42,59 @@ IndexEntry = tuple[str, int, str]
 
 @dataclass(frozen=True, slots=True)
 class StoreOptions:
-    write_buffer_mb: int = 8
-    block_cache_mb: int = 16
-    cache_states: int = 4096
+    """Memory budgets of one worker, shared by all its tasks (a worker owning 12 tasks with
+    per-task budgets peaked at 1.3 GB RSS on the 1M-event bench)."""
+
+    write_buffer_mb: int = 64
+    """All tasks' RocksDB memtables together (a `WriteBufferManager`)."""
+    block_cache_mb: int = 32
+    """One block cache for all tasks' RocksDB instances."""
+    cache_states: int = 16_384
+    """Decoded clean states kept in memory, all tasks together (`StateCache`)."""
 
 
-def _options(opts: StoreOptions) -> Options:
-    """RocksDB memory bounded per task (faust's defaults grew a worker to ~2 GB RSS)."""
+class StateCache:
+    """An LRU of decoded states shared by a worker's tasks. Contact keys are unique across
+    tasks (a key's partition is fixed), so one map serves all; a rebalance clears it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.states: OrderedDict[bytes, ContactState] = OrderedDict()
+
+    def get(self, key: bytes) -> ContactState | None:
+        state = self.states.get(key)
+        if state is not None:
+            self.states.move_to_end(key)
+        return state
+
+    def put(self, key: bytes, state: ContactState) -> None:
+        states = self.states
+        states[key] = state
+        states.move_to_end(key)
+        if len(states) > self.capacity:
+            states.popitem(last=False)
+
+    def clear(self) -> None:
+        self.states.clear()
+
+
+class RocksMemory:
+    """The block cache and write-buffer manager every task's DB of one worker shares."""
+
+    def __init__(self, opts: StoreOptions) -> None:
+        self.cache = Cache(opts.block_cache_mb << 20)
+        self.buffers = WriteBufferManager(opts.write_buffer_mb << 20, False)
+        self.write_buffer_bytes = max(1, min(8, opts.write_buffer_mb // 4)) << 20
+
+
+def _options(memory: RocksMemory) -> Options:
     o = Options(raw_mode=True)
     o.create_if_missing(True)
-    o.set_write_buffer_size(opts.write_buffer_mb << 20)
+    o.set_write_buffer_size(memory.write_buffer_bytes)
     o.set_max_write_buffer_number(2)
+    o.set_write_buffer_manager(memory.buffers)
     table = BlockBasedOptions()
-    table.set_block_cache(Cache(opts.block_cache_mb << 20))
+    table.set_block_cache(memory.cache)
     o.set_block_based_table_factory(table)
     return o
 
@@ -58,14 +106,15 @@ _NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]
 class TaskStore:
     """`StateStore` of one task (partition p of the changelog)."""
 
-    def __init__(self, path: Path, partition: int, opts: StoreOptions) -> None:
+    def __init__(self, path: Path, partition: int, opts: StoreOptions,
+                 memory: RocksMemory | None = None, cache: StateCache | None = None) -> None:
         self.path = path
         self.partition = partition
         self.opts = opts
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = Rdict(str(path), _options(opts))
+        self.db = Rdict(str(path), _options(memory or RocksMemory(opts)))
         self.dirty: dict[bytes, tuple[ContactState, ViewHint]] = {}
-        self.cache: OrderedDict[bytes, ContactState] = OrderedDict()
+        self.cache = cache if cache is not None else StateCache(opts.cache_states)
         self.dirty_index: dict[bytes, bytes] = {}
 
     # -- StateStore --------------------------------------------------------------------
@@ -76,14 +125,13 @@ class TaskStore:
             return entry[0]
         state = self.cache.get(key)
         if state is not None:
-            self.cache.move_to_end(key)
             return state
         raw = self.db.get(key)
         if raw is None:
             return None
         state = decode_state(raw)
         if state is not None:
-            self._remember(key, state)
+            self.cache.put(key, state)
         return state
 
     def put(self, key: bytes, state: ContactState, hint: ViewHint) -> None:
@@ -112,8 +160,9 @@ class TaskStore:
     def take_dirty(self) -> list[tuple[bytes, bytes]]:
         """Encoded dirty states (changelog records); the decoded ones move to the cache."""
         out = [(k, encode_state(s, h)) for k, (s, h) in self.dirty.items()]
+        put = self.cache.put
         for k, (s, _) in self.dirty.items():
-            self._remember(k, s)
+            put(k, s)
         self.dirty.clear()
         return out
 
@@ -142,15 +191,6 @@ class TaskStore:
     def changelog_next(self, meta: bytes = META_CHANGELOG_NEXT) -> int | None:
         raw = self.db.get(meta)
         return None if raw is None else int(raw)
-
-    def forget_cache(self) -> None:
-        self.cache.clear()
-
-    def _remember(self, key: bytes, state: ContactState) -> None:
-        cache = self.cache
-        cache[key] = state
-        if len(cache) > self.opts.cache_states:
-            cache.popitem(last=False)
 
     def close(self) -> None:
         self.dirty.clear()

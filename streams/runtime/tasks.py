@@ -51,6 +51,8 @@ from streams.runtime.store import (
     META_CHANGELOG_NEXT,
     META_INDEX_NEXT,
     IndexEntry,
+    RocksMemory,
+    StateCache,
     StoreOptions,
     TaskStore,
 )
@@ -120,6 +122,8 @@ class TaskRuntime:
             frozenset() if cfg.exactly_once else frozenset({self.internal}))
         self.merge = Merge(rank, cfg.max_task_idle_s, self._high_watermark, waits_for)
         self.stores: dict[int, TaskStore] = {}
+        self.rocks_memory = RocksMemory(cfg.store)
+        self.state_cache = StateCache(cfg.store.cache_states)
         self.processed: dict[TP, int] = {}  # next offset to commit per input partition
         self.assigned_hw: dict[TP, int] = {}
         self.paused: set[TP] = set()
@@ -535,7 +539,8 @@ class TaskRuntime:
         try:
             for p in tasks:
                 path = self.cfg.data_dir / f"task-{p}"
-                store = TaskStore(path, p, self.cfg.store)
+                store = TaskStore(path, p, self.cfg.store, self.rocks_memory,
+                                          self.state_cache)
                 for topic, meta in ((self.changelog, META_CHANGELOG_NEXT),
                                     (self.index_topic, META_INDEX_NEXT)):
                     _, high = watermarks(restorer, topic, p)
@@ -545,7 +550,8 @@ class TaskRuntime:
                                     "rebuilding it", p, topic, start, high)
                         store.close()
                         TaskStore.wipe(path)
-                        store = TaskStore(path, p, self.cfg.store)
+                        store = TaskStore(path, p, self.cfg.store, self.rocks_memory,
+                                          self.state_cache)
                 self.stores[p] = store
             return (self._restore(restorer, self.changelog, META_CHANGELOG_NEXT, b"",
                                   self.changelog_next, tasks)
