@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from streams.config import Settings
 from streams.core.errors import RejectedRecord
@@ -95,6 +99,37 @@ class Tally:
         return []
 
 
+class LatencyHistogram:
+    """A Prometheus histogram observed by one thread without a lock: a bisect and a list
+    increment per decision instead of prometheus_client's locked per-bucket `inc` (~2 µs
+    of the worker's per-event path). Collections read the counts as they are (they only
+    grow), so a scrape sees each observation whole or not yet."""
+
+    def __init__(self, name: str, documentation: str, bounds: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = tuple(float(b) for b in bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        if seconds < 0.0:
+            seconds = 0.0
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def collect(self) -> Iterable[Any]:
+        counts, total = list(self.counts), self.total
+        buckets: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip((*self.bounds, math.inf), counts, strict=True):
+            running += n
+            buckets.append((floatToGoString(bound), running))  # type: ignore[no-untyped-call]
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], buckets, total)
+        return [family]
+
+
 class Metrics:
     """The Prometheus series of the worker (issue 5 §5)."""
 
@@ -115,12 +150,12 @@ class Metrics:
             "Send requests already decided (decision re-emitted, not re-decided)",
             registry=r,
         )
-        self.latency = Histogram(
+        self.latency = LatencyHistogram(
             "sendgate_decision_latency_seconds",
             "Request event time (occurred_at) to decision, wall clock",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-            registry=r,
+            (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
+        r.register(self.latency)
         self.dead_letters = Counter(
             "sendgate_dead_letters", "Records sent to the dead-letter topic", ["reason"],
             registry=r,
@@ -235,33 +270,33 @@ class Telemetry:
             yield span
 
     def on_gate(self, outcome: Folded, span: Any, msg: Any) -> None:
-        etype = str(getattr(outcome.event.type, "value", outcome.event.type))
+        etype = outcome.event.type.value
         m = self.metrics
-        add = m.tally.add
+        tally = m.tally
+        add = tally.add
         add(m.contact_events, etype)
         if outcome.duplicate:
-            result = "duplicate"
-        elif etype == "send_request":
-            result = "decided"
-        else:
-            result = "applied"
-        add(m.outcomes, "gate", result)
-        if outcome.duplicate:
+            add(m.outcomes, "gate", "duplicate")
             add(m.duplicates)
             if span is not None:
                 span.set_attribute("sendgate.duplicate", True)
+        else:
+            add(m.outcomes, "gate", "decided" if etype == "send_request" else "applied")
+        decisions = outcome.decisions
+        if not decisions:
+            return
         now = datetime.now(UTC)
-        for d in outcome.decisions:
-            if outcome.duplicate and d is outcome.decisions[-1]:
+        latency = m.latency.observe
+        last = len(decisions) - 1
+        for i, d in enumerate(decisions):
+            if outcome.duplicate and i == last:
                 continue
-            decision = str(getattr(d.decision, "value", d.decision))
-            reason = str(getattr(d.reason_code, "value", d.reason_code))
-            channel = str(getattr(d.channel, "value", d.channel))
+            decision, reason, channel = d.decision.value, d.reason_code.value, d.channel.value
             add(m.decisions, decision, reason, channel)
             if d.revokes:
                 add(m.revocations)
             else:
-                self.metrics.latency.observe(max(0.0, (now - d.as_of).total_seconds()))
+                latency((now - d.as_of).total_seconds())
             if span is not None:
                 span.set_attribute("sendgate.decision", decision)
                 span.set_attribute("sendgate.reason_code", reason)

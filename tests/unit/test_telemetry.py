@@ -61,3 +61,24 @@ def test_one_consumer_span_per_decision_continued_and_injected() -> None:
          "channel": str(decision.channel)},
     )
     assert counted == 1.0
+
+
+def test_latency_histogram_buckets_are_cumulative_and_le_inclusive() -> None:
+    from prometheus_client import generate_latest
+
+    from streams.app.telemetry import Metrics
+
+    m = Metrics()
+    for seconds in (0.001, 0.005, 0.0051, 2.0, 400.0, -1.0):
+        m.latency.observe(seconds)
+    lines = dict(
+        line.rsplit(" ", 1) for line in generate_latest(m.registry).decode().splitlines()
+        if line.startswith("sendgate_decision_latency_seconds")
+    )
+    assert lines['sendgate_decision_latency_seconds_bucket{le="0.005"}'] == "3.0"  # -1 -> 0
+    assert lines['sendgate_decision_latency_seconds_bucket{le="0.01"}'] == "4.0"
+    assert lines['sendgate_decision_latency_seconds_bucket{le="2.5"}'] == "5.0"
+    assert lines['sendgate_decision_latency_seconds_bucket{le="300.0"}'] == "5.0"
+    assert lines['sendgate_decision_latency_seconds_bucket{le="+Inf"}'] == "6.0"
+    assert lines["sendgate_decision_latency_seconds_count"] == "6.0"
+    assert abs(float(lines["sendgate_decision_latency_seconds_sum"]) - 402.0111) < 1e-9
