@@ -359,7 +359,7 @@ class Gate:
 
     @staticmethod
     def hint(event: Event, contact: ContactPoint) -> ViewHint:
-        return ViewHint(event.tenant, event.occurred_at, str(contact.type))
+        return ViewHint(event.tenant, event.occurred_at, contact.type.value)
 
     # -- output records --------------------------------------------------------------
 

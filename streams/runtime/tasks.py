@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Final, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -370,15 +370,15 @@ class TaskRuntime:
             self._send(out)
 
     def _send(self, out: OutRecord) -> None:
-        self._begin()
-        kwargs: dict[str, Any] = {"headers": out.headers, "on_delivery": self._delivered}
-        if out.partition is not None:
-            kwargs["partition"] = out.partition
-        if out.timestamp_ms is not None:
-            kwargs["timestamp"] = out.timestamp_ms
+        if self.cfg.exactly_once:
+            self._begin()
+        partition = -1 if out.partition is None else out.partition  # -1: the partitioner
+        timestamp = 0 if out.timestamp_ms is None else out.timestamp_ms  # 0: now
         while True:
             try:
-                self.producer.produce(out.topic, out.value, out.key, **kwargs)
+                self.producer.produce(out.topic, out.value, out.key, partition=partition,
+                                      on_delivery=self._delivered, timestamp=timestamp,
+                                      headers=out.headers)  # type: ignore[arg-type]  # list invariance
                 return
             except BufferError:
                 self.producer.poll(0.1)
