@@ -57,6 +57,7 @@ class WorkerSettings:
     view_metrics_port: int = 0
     commit_interval_ms: int = 1000
     max_task_idle_ms: int = 5000
+    merge_grace_ms: int = 20
     buffer_max: int = 2000
     state_cache: int = 16_384
     batch_max: int = 100  # faust adapter: events per agent wake-up
@@ -64,7 +65,7 @@ class WorkerSettings:
     rocksdb_write_buffer_mb: int = 64
     rocksdb_block_cache_mb: int = 32
     fetch_min_bytes: int = 65536
-    fetch_max_wait_ms: int = 10
+    fetch_max_wait_ms: int = 5
     gc_threshold: str = "100000,50,100"
     event_loop: str = "uvloop"
     metrics_port: int = 0
@@ -83,6 +84,7 @@ class WorkerSettings:
             commit_interval_ms=int(env.get("SENDGATE_COMMIT_INTERVAL_MS",
                                            "100" if eos else "1000")),
             max_task_idle_ms=int(env.get("SENDGATE_MAX_TASK_IDLE_MS", "5000")),
+            merge_grace_ms=int(env.get("SENDGATE_MERGE_GRACE_MS", "20")),
             buffer_max=int(env.get("SENDGATE_BUFFER_MAX", "2000")),
             state_cache=int(env.get("SENDGATE_STATE_CACHE", "16384")),
             batch_max=int(env.get("SENDGATE_BATCH_MAX", "100")),
@@ -90,7 +92,7 @@ class WorkerSettings:
             rocksdb_write_buffer_mb=int(env.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "64")),
             rocksdb_block_cache_mb=int(env.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "32")),
             fetch_min_bytes=int(env.get("SENDGATE_FETCH_MIN_BYTES", "65536")),
-            fetch_max_wait_ms=int(env.get("SENDGATE_FETCH_MAX_WAIT_MS", "10")),
+            fetch_max_wait_ms=int(env.get("SENDGATE_FETCH_MAX_WAIT_MS", "5")),
             gc_threshold=env.get("SENDGATE_GC_THRESHOLD", "100000,50,100"),
             event_loop=env.get("SENDGATE_EVENT_LOOP", "uvloop"),
             metrics_port=int(env.get("SENDGATE_METRICS_PORT", "0")),
@@ -154,6 +156,7 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
         exactly_once=settings.processing_guarantee == "exactly_once",
         commit_interval_s=ws.commit_interval_ms / 1000,
         max_task_idle_s=ws.max_task_idle_ms / 1000,
+        merge_grace_ms=ws.merge_grace_ms,
         buffer_max=ws.buffer_max,
         fetch_min_bytes=ws.fetch_min_bytes,
         fetch_max_wait_ms=ws.fetch_max_wait_ms,

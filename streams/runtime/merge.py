@@ -7,6 +7,14 @@ A partition whose buffer is empty but which is known to lag (its high watermark 
 the next offset) holds the merge back for at most `max_idle_s` (Kafka Streams'
 `max.task.idle.ms`, KIP-353/695): on a backlog every partition's head is seen before a
 record is taken; a partition that stays behind longer no longer stops the others.
+
+A partition that looks caught up may still be about to deliver an earlier record: the broker
+reads a fetch's partitions one after the other and the client enqueues them one by one, so
+record Y of one partition can be seen before record X appended just before it to another
+(the high watermark of X's partition did not include X yet). Hence the grace: while some
+waited-for partition has nothing buffered, a record is taken only once its append time lies
+`grace_ms` in the past (wall clock), i.e. after at least one more fetch cycle. Backlog
+records are older than that; live records wait `grace_ms` at most.
 """
 
 from __future__ import annotations
@@ -30,8 +38,11 @@ class _Part:
 
 class Merge:
     def __init__(self, rank: dict[str, int], max_idle_s: float,
-                 high_watermark: Callable[[TP], int], waits_for: frozenset[str]) -> None:
+                 high_watermark: Callable[[TP], int], waits_for: frozenset[str],
+                 grace_ms: int = 0) -> None:
         self.rank = rank
+        self.grace_ms = grace_ms
+        self.empty_waiting = 0  # waited-for partitions with nothing buffered
         self.waits_for = waits_for  # topics whose lag holds the merge (the inputs)
         self.max_idle_s = max_idle_s
         self.high_watermark = high_watermark
@@ -42,6 +53,9 @@ class Merge:
         self.buffered = 0
 
     def assign(self, tp: TP, next_offset: int) -> None:
+        old = self.parts.get(tp)
+        if tp[0] in self.waits_for and (old is None or old.buffer):
+            self.empty_waiting += 1
         self.parts[tp] = _Part(next_offset=next_offset)
 
     def clear(self) -> None:
@@ -50,6 +64,7 @@ class Merge:
         self.blocked.clear()
         self.idle_since = None
         self.buffered = 0
+        self.empty_waiting = 0
 
     def size(self, tp: TP) -> int:
         part = self.parts.get(tp)
@@ -67,6 +82,8 @@ class Merge:
         if not part.buffer:
             heapq.heappush(self.heap, (key, tp))
             self.blocked.discard(tp)
+            if tp[0] in self.waits_for:
+                self.empty_waiting -= 1
         part.buffer.append((key, rec))
         part.next_offset = rec.offset + 1
         self.buffered += 1
@@ -85,10 +102,20 @@ class Merge:
         high = hw(tp)
         return high < 0 or part.next_offset < 0 or high > part.next_offset
 
-    def pop(self, now: float) -> InRecord | None:
-        """The next record in merge order, or None (empty, or waiting for a lagging
-        partition)."""
+    def grace_left_s(self, wall_ms: int) -> float:
+        """Seconds until the head record's grace has passed (0: none to wait for)."""
+        if not self.heap or not self.grace_ms or not self.empty_waiting:
+            return 0.0
+        return max(0.0, (self.heap[0][0][0] + self.grace_ms - wall_ms) / 1000)
+
+    def pop(self, now: float, wall_ms: int = 0) -> InRecord | None:
+        """The next record in merge order, or None (empty, waiting for a lagging partition,
+        or for the grace of a live record). `now`: monotonic seconds; `wall_ms`: the wall
+        clock in ms, comparable with append times (0: no grace)."""
         if not self.heap:
+            return None
+        if (self.empty_waiting and wall_ms and self.grace_ms
+                and wall_ms - self.heap[0][0][0] < self.grace_ms):
             return None
         if self.blocked:
             if self.idle_since is None:
@@ -103,6 +130,8 @@ class Merge:
         self.buffered -= 1
         if part.buffer:
             heapq.heappush(self.heap, (part.buffer[0][0], tp))
-        elif tp[0] in self.waits_for and self._lags(tp, part, self.high_watermark):
-            self.blocked.add(tp)
+        elif tp[0] in self.waits_for:
+            self.empty_waiting += 1
+            if self._lags(tp, part, self.high_watermark):
+                self.blocked.add(tp)
         return rec

@@ -87,6 +87,7 @@ class RuntimeConfig:
     exactly_once: bool = False
     commit_interval_s: float = 1.0
     max_task_idle_s: float = 5.0
+    merge_grace_ms: int = 20
     buffer_max: int = 2000
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 10
@@ -120,7 +121,8 @@ class TaskRuntime:
         # watermark and would make it look behind for ever
         waits_for = frozenset(self.inputs) | (
             frozenset() if cfg.exactly_once else frozenset({self.internal}))
-        self.merge = Merge(rank, cfg.max_task_idle_s, self._high_watermark, waits_for)
+        self.merge = Merge(rank, cfg.max_task_idle_s, self._high_watermark, waits_for,
+                           cfg.merge_grace_ms)
         self.stores: dict[int, TaskStore] = {}
         self.rocks_memory = RocksMemory(cfg.store)
         self.state_cache = StateCache(cfg.store.cache_states)
@@ -198,7 +200,11 @@ class TaskRuntime:
         try:
             while not self.stop_requested.is_set():
                 self._check()
-                for m in self._fetch(0.05 if self.merge.buffered else 0.2):
+                wait = 0.2
+                if self.merge.buffered:
+                    grace = self.merge.grace_left_s(int(time.time() * 1000))
+                    wait = min(0.05, grace) if grace else 0.05
+                for m in self._fetch(wait):
                     self._buffer(m)
                 self.merge.refresh_blocked()
                 self._drain()
@@ -271,8 +277,9 @@ class TaskRuntime:
         merge, process = self.merge, self._process
         deadline = time.monotonic() + self.cfg.commit_interval_s
         n = 0
+        wall = time.time
         while True:
-            rec = merge.pop(time.monotonic())
+            rec = merge.pop(time.monotonic(), int(wall() * 1000))
             if rec is None:
                 return
             process(rec)

@@ -88,3 +88,47 @@ def test_when_the_lagging_partition_delivers_its_earlier_record_goes_first() -> 
     m.add(rec("orders", 0, 0, 15))
     m.refresh_blocked()
     assert drain(m) == [("orders", 0), ("send-requests", 0)]
+
+
+def graced(highs: dict[TP, int], grace_ms: int = 20) -> Merge:
+    m = Merge(RANK, 5.0, lambda tp: highs.get(tp, -1),
+              frozenset({"orders", "send-requests"}), grace_ms)
+    for tp in highs:
+        m.assign(tp, 0)
+    return m
+
+
+def test_a_live_record_waits_its_grace_while_another_partition_is_empty() -> None:
+    """Y (append time 1000) is in; orders:0 looks caught up, but X, appended just before Y,
+    may be in the next fetch: Y waits until 1020 (wall clock) unless X shows up."""
+    highs = {("orders", 0): 0, ("send-requests", 0): 1}
+    m = graced(highs)
+    m.add(rec("send-requests", 0, 0, 1000))
+    m.refresh_blocked()
+    assert m.pop(0.0, wall_ms=1005) is None
+    assert m.grace_left_s(1005) == 0.015
+    m.add(rec("orders", 0, 0, 999))  # X arrives in the next fetch: it goes first
+    assert drain_at(m, 1006) == [("orders", 0)]
+    assert m.pop(0.0, wall_ms=1019) is None
+    later = m.pop(0.0, wall_ms=1020)
+    assert later is not None and later.topic == "send-requests"
+
+
+def test_no_grace_when_every_waited_partition_has_records_or_the_record_is_old() -> None:
+    highs = {("orders", 0): 1, ("send-requests", 0): 1}
+    m = graced(highs)
+    m.add(rec("send-requests", 0, 0, 1000))
+    m.add(rec("orders", 0, 0, 1001))
+    m.refresh_blocked()
+    assert drain_at(m, 1001) == [("send-requests", 0)]  # orders:0 holds a later record
+    backlog = graced({("orders", 0): 0, ("send-requests", 0): 1})
+    backlog.add(rec("send-requests", 0, 0, 1000))
+    backlog.refresh_blocked()
+    assert drain_at(backlog, 60_000) == [("send-requests", 0)]  # appended long ago
+
+
+def drain_at(m: Merge, wall_ms: int) -> list[tuple[str, int]]:
+    out = []
+    while (r := m.pop(0.0, wall_ms=wall_ms)) is not None:
+        out.append((r.topic, r.offset))
+    return out
