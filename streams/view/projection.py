@@ -81,6 +81,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry  # the sync one warns on an asyncio client
 from redis.backoff import NoBackoff
@@ -132,7 +133,9 @@ def _iso(instant: datetime) -> str:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, UTF-8 as is (orjson: the same text as `json.dumps` with compact
+    separators and ensure_ascii=False, at a fraction of the cost)."""
+    return orjson.dumps(obj).decode()
 
 
 def _str(value: bytes | str) -> str:
