@@ -58,7 +58,7 @@ class WorkerSettings:
     commit_interval_ms: int = 1000
     max_task_idle_ms: int = 5000
     merge_grace_ms: int = 20
-    buffer_max: int = 2000
+    buffer_max: int = 1000
     state_cache: int = 16_384
     batch_max: int = 100  # faust adapter: events per agent wake-up
     batch_within: float = 0.005
@@ -85,7 +85,7 @@ class WorkerSettings:
                                            "100" if eos else "1000")),
             max_task_idle_ms=int(env.get("SENDGATE_MAX_TASK_IDLE_MS", "5000")),
             merge_grace_ms=int(env.get("SENDGATE_MERGE_GRACE_MS", "20")),
-            buffer_max=int(env.get("SENDGATE_BUFFER_MAX", "2000")),
+            buffer_max=int(env.get("SENDGATE_BUFFER_MAX", "1000")),
             state_cache=int(env.get("SENDGATE_STATE_CACHE", "16384")),
             batch_max=int(env.get("SENDGATE_BATCH_MAX", "100")),
             batch_within=float(env.get("SENDGATE_BATCH_WITHIN", "0.005")),

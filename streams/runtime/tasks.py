@@ -88,7 +88,7 @@ class RuntimeConfig:
     commit_interval_s: float = 1.0
     max_task_idle_s: float = 5.0
     merge_grace_ms: int = 20
-    buffer_max: int = 2000
+    buffer_max: int = 1000
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 10
     store: StoreOptions = field(default_factory=StoreOptions)
