@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -34,6 +35,7 @@ STORE = load_schema_store()
 FAST = AvroCodec(STORE)
 SLOW = AvroCodec(STORE, fast=False)
 HEADER = 10
+_ADDRESS = re.compile(r"0x[0-9a-f]+")
 INPUTS = ("Order", "Signup", "Unsubscribe", "SendRequest")
 
 
@@ -61,10 +63,13 @@ SCENARIO_BODIES = [(record, SLOW.encode(record, obj)) for record, obj in SCENARI
 
 
 def outcome(codec: AvroCodec, data: bytes, expected: str) -> tuple[Any, ...]:
+    """The answer, with the record's repr: `True == 1`, but a bool must stay a bool and
+    the keys keep their order."""
     try:
-        return ("ok", *codec.decode(data, expected))
-    except RejectedRecord as exc:
-        return ("refused", exc.reason, exc.field, exc.message)
+        name, record = codec.decode(data, expected)
+        return ("ok", name, repr(record))
+    except RejectedRecord as exc:  # fastavro's messages may name an object's address
+        return ("refused", exc.reason, exc.field, _ADDRESS.sub("0x?", exc.message))
 
 
 def encoded(codec: AvroCodec, record: str, obj: Any) -> tuple[Any, ...]:
@@ -90,8 +95,8 @@ def test_scenario_events_decode_on_the_fast_path_to_what_the_former_path_gave() 
     assert len(SCENARIO_BODIES) > 200
     for record, data in SCENARIO_BODIES:
         fast = fast_of(record).read(data, HEADER)  # raises if the fast path were unsure
-        assert fast == SLOW.decode(data, record)[1]
-        assert FAST.decode(data, record) == SLOW.decode(data, record)
+        assert repr(fast) == repr(SLOW.decode(data, record)[1])
+        assert outcome(FAST, data, record) == outcome(SLOW, data, record)
 
 
 def test_scenario_events_encode_to_the_same_bytes_from_both_shapes() -> None:
@@ -226,7 +231,7 @@ def test_negative_array_block_counts_are_read_by_the_former_path() -> None:
     blocked = _long(-len(categories)) + _long(len(items)) + items + b"\x00"
     at = body.index(plain.getvalue())
     forged = data[:HEADER] + body[:at] + blocked + body[at + len(plain.getvalue()):]
-    assert _assert_same(forged, record) == ("ok", record, good)
+    assert _assert_same(forged, record) == ("ok", record, repr(good))
 
 
 def test_wrong_record_and_oversize_are_refused_before_any_read() -> None:
@@ -267,7 +272,7 @@ def test_confluent_framing_and_old_writer_schemas_keep_working() -> None:
     for record, obj in SCENARIO_EVENTS[:60]:
         data = confluent.encode(record, obj, topic="t-in")
         assert data[0] == 0
-        assert confluent.decode(data, record) == slow.decode(data, record)
+        assert repr(confluent.decode(data, record)) == repr(slow.decode(data, record))
         assert confluent._plan_for(data)[0].fast is not None
 
 
