@@ -1,4 +1,5 @@
-"""The fast read path of the Avro codec (issues 15 §8, 16 §4): cavro plus a compiled finish.
+"""The fast paths of the Avro codec (issues 15 §8, 16 §4): cavro plus a compiled finish to
+read, a compiled writer to write.
 
 `cavro` (Cython) reads a record body about three times faster than fastavro's C reader, but
 it accepts bytes fastavro refuses or reads differently: a forged negative enum index, an
@@ -24,6 +25,11 @@ On any refusal the codec runs its unchanged slow path (fastavro), which raises t
 `DecodeError` and field it always raised, or reads what cavro could not. The fast path is
 built only for writer schemas that are current (no schema resolution) and whose
 constructs the finish supports (`UnsupportedSchema` otherwise).
+
+The writer (`fast_writer`) is compiled the same way: it appends Avro bytes for a record in
+the decoded shape with exact types and raises on anything else, and the codec's shaper
+then validates (or refuses) it as before. Generated code is built from the schema only
+(field names are repr-quoted, symbols live in constants), never from data.
 """
 
 from __future__ import annotations
