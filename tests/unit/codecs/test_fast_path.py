@@ -343,3 +343,27 @@ def test_checked_schema_reads_enums_and_ints_as_long() -> None:
     text = json.dumps(source)
     assert '"enum"' not in text and '"int"' not in text
     assert "logicalType" not in text
+
+
+def test_the_fast_paths_are_wired_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the former reader and writer broken, a fresh fast codec still decodes every
+    scenario body and re-encodes its decoded record: neither silently falls back."""
+    codec = AvroCodec(STORE)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the former path ran")
+
+    monkeypatch.setattr(AvroCodec, "_body", broken)
+    monkeypatch.setattr(fastavro, "schemaless_writer", broken)
+    for record, data in SCENARIO_BODIES:
+        _, decoded = codec.decode(data, record)
+        assert codec.encode(record, decoded) == data
+
+
+def test_long_non_ascii_text_takes_the_former_path_and_reads_the_same() -> None:
+    record, obj = next((r, o) for r, o in SCENARIO_EVENTS if r == "SendRequest")
+    data = SLOW.encode(record, {**obj, "sender": {**obj["sender"], "display_name": "北京市朝阳区"}})
+    with pytest.raises(Refused):
+        fast_of(record).read(data, HEADER)
+    assert outcome(FAST, data, record) == outcome(SLOW, data, record)
+    assert FAST.decode(data, record)[1]["sender"]["display_name"] == "北京市朝阳区"
