@@ -31,6 +31,12 @@ read a forged *negative* index as a symbol counted from the end): any index out 
 is `invalid_enum` with the field path. Known limitation: a negative *union* branch index
 still selects a branch counted from the end (fastavro); the value read is then of a
 declared type and still passes the contract validation of that field.
+
+Fast path (issues 15 §8, 16 §4; `fast=True`, the default): bodies written with a current
+schema are read by cavro and a compiled finish (`streams.codecs.fast`), records in the
+decoded shape are written by a compiled writer; whatever either is unsure of goes the
+way described above, which gives every answer (record, bytes or error) the codec gave
+before. Older writer schemas (`schemas/history/`, registry ids) always go that way.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from streams.codecs.base import (
     expected_names,
     short_name,
 )
+from streams.codecs.fast import FastReader, Write, fast_reader, fast_writer
 from streams.codecs.schemas import (
     LoadedSchema,
     SchemaStore,
@@ -87,6 +94,7 @@ class _ReadPlan:
     postprocess: PostProcessor | None
     checked: Any  # fastavro parsed writer schema with enums as int (`avro_enums`)
     enums: EnumPlan  # maps those ints back to symbols, refusing forged indexes
+    fast: FastReader | None  # cavro + compiled finish (current writer schemas only)
 
 
 def _encode_error(reason: Rejection, message: str, field: str) -> RejectedRecord:
@@ -105,14 +113,17 @@ class AvroCodec:
         *,
         max_payload: int = MAX_PAYLOAD_BYTES,
         payload_limits: Mapping[str, int] | None = None,
+        fast: bool = True,
     ) -> None:
         self.store = store if store is not None else load_schema_store()
+        self.fast = fast
         self.max_payload = max_payload
         self.payload_limits: dict[str, int] = {
             "DeadLetter": max(DEAD_LETTER_MAX_PAYLOAD_BYTES, max_payload),
             **(payload_limits or {}),
         }
         self._shapers: dict[str, Shaper] = {}
+        self._writers: dict[str, Write | None] = {}
         self._plans: dict[bytes, _ReadPlan] = {}
         self._expectations: dict[Any, tuple[frozenset[str] | None, int]] = {}
 
@@ -143,7 +154,19 @@ class AvroCodec:
             ) from None
 
     def encode_body(self, loaded: LoadedSchema, obj: Mapping[str, Any]) -> bytes:
-        """The bare Avro binary body (no framing) of a validated record."""
+        """The bare Avro binary body (no framing) of a validated record.
+
+        A record in the decoded shape with exact types (what the gate builds from a
+        `Decision`) goes through the compiled writer of `fast`; anything it refuses
+        through the shaper and fastavro, which name the error."""
+        if self.fast:
+            try:
+                write = self._writers[loaded.name]
+            except KeyError:
+                write = self._writers[loaded.name] = fast_writer(loaded)
+            if write is not None:
+                with contextlib.suppress(Exception):  # refused: the shaper names the error
+                    return write(obj)
         shaper = self._shapers.get(loaded.name)
         if shaper is None:
             shaper = compile_shaper(loaded.schema, Target.WIRE, _encode_error)
@@ -246,9 +269,13 @@ class AvroCodec:
             postprocess=reader.postprocess,
             checked=checked,
             enums=enums,
+            fast=fast_reader(reader) if same and self.fast else None,
         )
 
     def _read(self, plan: _ReadPlan, data: bytes, offset: int) -> dict[str, Any]:
+        if plan.fast is not None:
+            with contextlib.suppress(Exception):  # unsure: fastavro reads it or names the error
+                return plan.fast.read(data, offset)
         if plan.enums.mapper is None:
             record = self._body(plan, plan.writer, plan.reader, data, offset)
         else:
@@ -358,8 +385,11 @@ class ConfluentAvroCodec(AvroCodec):
         auto_register: bool = True,
         max_payload: int = MAX_PAYLOAD_BYTES,
         payload_limits: Mapping[str, int] | None = None,
+        fast: bool = True,
     ) -> None:
-        super().__init__(store, max_payload=max_payload, payload_limits=payload_limits)
+        super().__init__(
+            store, max_payload=max_payload, payload_limits=payload_limits, fast=fast
+        )
         if client is None:
             if not registry_url:
                 raise ValueError("ConfluentAvroCodec needs a registry_url or a client")

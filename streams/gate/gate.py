@@ -21,7 +21,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -33,7 +33,7 @@ from streams.core.enums import ContactType
 from streams.core.errors import ContractError, DecodeError, RejectedRecord, Rejection
 from streams.core.keys import input_key, normalised_contact_key
 from streams.core.model import ContactPoint, Decision, Event, Order, SendRequest
-from streams.core.parse import decision_to_dict, parse_event
+from streams.core.parse import parse_event
 from streams.core.policy import PolicyBook
 from streams.gate.dead_letter import dead_letter_record
 from streams.gate.records import (
@@ -367,9 +367,10 @@ class Gate:
         self, decision: Decision, event: Event, key: bytes, contact: ContactPoint,
         passthrough: Headers,
     ) -> OutRecord:
-        record = decision_to_dict(decision)
-        record["as_of"] = decision.as_of
-        record["decided_at"] = decision.decided_at
+        """The output record of a decision (contract §6): the record is built from the
+        `Decision` in the decoded shape (enums, datetimes), so the codec's compiled writer
+        encodes it without an RFC 3339 round trip (issue 16 §4)."""
+        record = _decision_record(decision)
         headers: Headers = [
             ("sg-request-id", decision.request_id.encode()),
             ("sg-decision", str(decision.decision).encode()),
@@ -378,16 +379,14 @@ class Gate:
         if decision.revokes:
             return OutRecord(self.revoked_topic, key, self.codec.encode(
                 T.DECISION_RECORD, record, topic=self.revoked_topic), headers)
-        if str(decision.decision) == "ALLOW" and isinstance(event, SendRequest):
-            record.update(
-                contact={"type": str(contact.type), "value": contact.value},
-                dispatch_at=event.dispatch_at or event.occurred_at,
-                platform=event.platform,
-                campaign_id=event.campaign_id,
-                template_id=event.template_id,
-                declared_purpose=str(event.declared_purpose),
-                service_kind=None if event.service_kind is None else str(event.service_kind),
-            )
+        if decision.decision == "ALLOW" and isinstance(event, SendRequest):
+            record["contact"] = {"type": contact.type, "value": contact.value}
+            record["dispatch_at"] = event.dispatch_at or event.occurred_at
+            record["platform"] = event.platform
+            record["campaign_id"] = event.campaign_id
+            record["template_id"] = event.template_id
+            record["declared_purpose"] = event.declared_purpose
+            record["service_kind"] = event.service_kind
             return OutRecord(self.approved_topic, key, self.codec.encode(
                 T.APPROVED_RECORD, record, topic=self.approved_topic), headers)
         return OutRecord(self.blocked_topic, key, self.codec.encode(
@@ -425,6 +424,26 @@ def stamp_decided_at(result: StepResult, clock: Callable[[], datetime]) -> StepR
         state=msgspec.structs.replace(result.state, decided=decided),
         decisions=tuple(new for _, new in pairs),
     )
+
+
+def _decision_record(d: Decision) -> dict[str, Any]:
+    """Contract §6 in the decoded shape: enum members and datetimes as they are (the codec
+    reads them as symbols and timestamp-millis; the JSON codec formats them)."""
+    return {
+        "request_id": d.request_id,
+        "tenant": d.tenant,
+        "legal_entity": d.legal_entity,
+        "channel": d.channel,
+        "decision": d.decision,
+        "reason_code": d.reason_code,
+        "legal_basis": d.legal_basis,
+        "rule_ids": d.rule_ids,
+        "evidence": d.evidence,
+        "rulebook_version": d.rulebook_version,
+        "as_of": d.as_of,
+        "decided_at": d.decided_at,
+        "revokes": d.revokes,
+    }
 
 
 def _with_outputs(f: Folded, outputs: tuple[OutRecord, ...]) -> Folded:
