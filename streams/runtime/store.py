@@ -48,9 +48,9 @@ class StoreOptions:
 
     write_buffer_mb: int = 64
     """All tasks' RocksDB memtables together (a `WriteBufferManager`)."""
-    block_cache_mb: int = 32
+    block_cache_mb: int = 64
     """One block cache for all tasks' RocksDB instances."""
-    cache_states: int = 16_384
+    cache_states: int = 4096
     """Decoded clean states kept in memory, all tasks together (`StateCache`)."""
 
 
