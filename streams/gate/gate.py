@@ -16,10 +16,8 @@ contact for the ESP.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -99,8 +97,7 @@ class GateTelemetry(Protocol):
     def inject(self, rec: OutRecord, span: Span | None) -> OutRecord: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """One contact point of an admitted record and the partition whose task owns it."""
 
     index: int
@@ -109,8 +106,7 @@ class Route:
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(msgspec.Struct, frozen=True):
     record: InRecord
     event: Event
     routes: tuple[Route, ...]
@@ -121,14 +117,12 @@ class Admitted:
         return _type_of(self.event)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True):
     rejection: RejectedRecord
     dead_letter: OutRecord
 
 
-@dataclass(frozen=True, slots=True)
-class ContactEvent:
+class ContactEvent(msgspec.Struct, frozen=True):
     """What a fold needs: the event, the contact point it is folded for, its key."""
 
     event: Event
@@ -138,8 +132,7 @@ class ContactEvent:
     forget: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Folded:
+class Folded(msgspec.Struct, frozen=True):
     state: ContactState
     outputs: tuple[OutRecord, ...]
     decisions: tuple[Decision, ...]
@@ -419,11 +412,8 @@ def stamp_decided_at(result: StepResult, clock: Callable[[], datetime]) -> StepR
     for old, new in pairs:
         if old is not new and decided.get(old.request_id) == old:
             decided[old.request_id] = new
-    return dataclasses.replace(
-        result,
-        state=msgspec.structs.replace(result.state, decided=decided),
-        decisions=tuple(new for _, new in pairs),
-    )
+    return StepResult(msgspec.structs.replace(result.state, decided=decided),
+                      tuple(new for _, new in pairs), result.duplicate, result.conflicting)
 
 
 def _decision_record(d: Decision) -> dict[str, Any]:
