@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from msgspec.structs import replace
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 _ALLOW = Outcome.ALLOW
-_T = TypeVar("_T")
 
 STATE_FORMAT = 2
 """Version of the stored state layout (1 = JSON before issue 16, still loaded)."""
@@ -144,11 +143,6 @@ def redact(request: SendRequest) -> SendRequest:
     return replace(request, contact=_REDACTED_POINTS[request.contact.type])
 
 
-def _unexpired(entries: Mapping[str, _T], due: int) -> dict[str, _T]:
-    """A copy of `entries` without its first `due` ones."""
-    return dict(islice(entries.items(), due, None)) if due else dict(entries)
-
-
 def _bounded(
     state: ContactState, now: datetime, horizon: timedelta
 ) -> tuple[dict[str, SeenEvent], Mapping[str, Decision]]:
@@ -165,13 +159,13 @@ def _bounded(
         if entry.at > cutoff:
             break
         due += 1
-    fresh_seen = _unexpired(seen, due)
+    fresh_seen = dict(islice(seen.items(), due, None)) if due else dict(seen)
     due = 0
     for decision in decided.values():
         if decision.as_of > cutoff:
             break
         due += 1
-    return fresh_seen, (_unexpired(decided, due) if due else decided)
+    return fresh_seen, (dict(islice(decided.items(), due, None)) if due else decided)
 
 
 def _pending(approvals: tuple[OpenApproval, ...], now: datetime) -> tuple[OpenApproval, ...]:
@@ -379,10 +373,15 @@ class DecisionEngine:
                 kind is Unsubscribe and not event.linked_contacts  # type: ignore[union-attr]
             )
         ):
-            point, key = self._point(tenant, event.contact)  # type: ignore[union-attr]
+            contact = event.contact  # type: ignore[union-attr]
+            hit = self._points.get((tenant, contact.type, contact.value))
+            if hit is None:
+                hit = self._point(tenant, contact)
+            known, key = hit
+            point = contact if known is None else known
             before = self.states.get(key, EMPTY_STATE)
             digest = zlib.crc32(
-                _DIGEST_ENCODER.encode(event if point is event.contact else _normalised(event))  # type: ignore[union-attr]
+                _DIGEST_ENCODER.encode(event if known is None else _normalised(event))
             )
             result = _step(before, event, policy, point, digest or 1)
             if result.conflicting:
@@ -421,20 +420,15 @@ class DecisionEngine:
             self._forget_unlisted(event, keys)
         return decisions
 
-    def _point(self, tenant: str, contact: ContactPoint) -> tuple[ContactPoint, str]:
-        """The normalised contact point and its key, memoised by the point as written:
-        the event's own point when it already is normalised (the digest then encodes
-        the event as it is)."""
-        memo = (tenant, contact.type, contact.value)
-        hit = self._points.get(memo)
-        if hit is None:
-            point = normalise(contact)
-            hit = self._points[memo] = (
-                None if point is contact else point,
-                self._key(tenant, point),
-            )
-        known, key = hit
-        return (contact if known is None else known), key
+    def _point(self, tenant: str, contact: ContactPoint) -> tuple[ContactPoint | None, str]:
+        """Memoised by the point as written: its normalised form (None when that is the
+        point itself, so the event is digested as it is) and its key."""
+        point = normalise(contact)
+        hit = self._points[(tenant, contact.type, contact.value)] = (
+            None if point is contact else point,
+            self._key(tenant, point),
+        )
+        return hit
 
     def _key(self, tenant: str, contact: ContactPoint) -> str:
         memo = (tenant, contact.type, contact.value)
