@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec.structs import replace
@@ -65,6 +65,8 @@ _ALLOW = Outcome.ALLOW
 
 STATE_FORMAT = 2
 """Version of the stored state layout (1 = JSON before issue 16, still loaded)."""
+
+_T = TypeVar("_T")
 
 REDACTED = "<redacted>"
 """Stands in for the contact value of a request kept in state (non-negotiable 5)."""
@@ -143,15 +145,25 @@ def redact(request: SendRequest) -> SendRequest:
     return replace(request, contact=_REDACTED_POINTS[request.contact.type])
 
 
+def _pruned(entries: Mapping[str, _T], due: int) -> dict[str, _T]:
+    """A copy of `entries` without its first `due` ones: a clone, then deletions
+    (CPython clones a dict's table without re-inserting, unless it is a third empty)."""
+    fresh = entries.copy() if type(entries) is dict else dict(entries)
+    if due:
+        for key in list(islice(entries, due)):
+            del fresh[key]
+    return fresh
+
+
 def _bounded(
-    state: ContactState, now: datetime, horizon: timedelta
+    state: ContactState, now: datetime, horizon: timedelta, *, adding_decision: bool = False
 ) -> tuple[dict[str, SeenEvent], Mapping[str, Decision]]:
     """A copy of the seen event ids and the decided requests (the same mapping when
-    nothing is due), without what lies a horizon or more before event time `now`
-    (contract §8: past it, a repeat is a new event). Entries are kept in arrival order
-    and pruned from the oldest arrival on, so the work is that of the entries dropped (an
-    entry that arrived out of order waits for those before it: the bound is the horizon
-    plus the contact's disorder)."""
+    nothing is due and no decision is added), without what lies a horizon or more
+    before event time `now` (contract §8: past it, a repeat is a new event). Entries are
+    kept in arrival order and pruned from the oldest arrival on, so the work is that of
+    the entries dropped (an entry that arrived out of order waits for those before it:
+    the bound is the horizon plus the contact's disorder)."""
     cutoff = now - horizon
     seen, decided = state.seen_event_ids, state.decided
     due = 0
@@ -159,13 +171,13 @@ def _bounded(
         if entry.at > cutoff:
             break
         due += 1
-    fresh_seen = dict(islice(seen.items(), due, None)) if due else dict(seen)
+    fresh_seen = _pruned(seen, due)
     due = 0
     for decision in decided.values():
         if decision.as_of > cutoff:
             break
         due += 1
-    return fresh_seen, (dict(islice(decided.items(), due, None)) if due else decided)
+    return fresh_seen, (_pruned(decided, due) if due or adding_decision else decided)
 
 
 def _pending(approvals: tuple[OpenApproval, ...], now: datetime) -> tuple[OpenApproval, ...]:
@@ -241,9 +253,9 @@ def _step_request(
         approvals = _pending(approvals, at)
     if decision.decision is _ALLOW:
         approvals += (OpenApproval(redact(request), decision, ctx.dispatch_at),)
-    seen, kept = _bounded(state, at, policy.idempotency_horizon)
+    seen, decided = _bounded(state, at, policy.idempotency_horizon, adding_decision=True)
     seen[request.event_id] = SeenEvent(at, digest)
-    decided = {**kept, request.request_id: decision}
+    decided[request.request_id] = decision  # type: ignore[index]
     after = replace(state, open_approvals=approvals, decided=decided, seen_event_ids=seen)
     return _Stepped(after, (decision,))
 
