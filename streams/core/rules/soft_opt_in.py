@@ -114,20 +114,18 @@ def promo_is_similar(ctx: RequestContext, view: RelationView) -> bool:
     return True
 
 
-class RelationViews:
-    """The sender's relation views, computed once per relation kind and only on demand."""
+class RelationViews(Struct, gc=False):
+    """The sender's relation views, computed once per relation kind and only on demand
+    (a Struct: built in C, once per request with orders)."""
 
-    __slots__ = ("_ctx", "_months", "_views")
-
-    def __init__(self, ctx: RequestContext, months: int) -> None:
-        self._ctx = ctx
-        self._months = months
-        self._views: dict[Relation, RelationView] = {}
+    ctx: RequestContext
+    months: int
+    views: dict[Relation, RelationView] = {}
 
     def of(self, relation: Relation) -> RelationView:
-        view = self._views.get(relation)
+        view = self.views.get(relation)
         if view is None:
-            view = self._views[relation] = relation_view(self._ctx, relation, self._months)
+            view = self.views[relation] = relation_view(self.ctx, relation, self.months)
         return view
 
     def of_order(self, order: OrderFact) -> RelationView:
