@@ -156,28 +156,27 @@ def _pruned(entries: Mapping[str, _T], due: int) -> dict[str, _T]:
 
 
 def _bounded(
-    state: ContactState, now: datetime, horizon: timedelta, *, adding_decision: bool = False
-) -> tuple[dict[str, SeenEvent], Mapping[str, Decision]]:
-    """A copy of the seen event ids and the decided requests (the same mapping when
-    nothing is due and no decision is added), without what lies a horizon or more
-    before event time `now` (contract §8: past it, a repeat is a new event). Entries are
-    kept in arrival order and pruned from the oldest arrival on, so the work is that of
-    the entries dropped (an entry that arrived out of order waits for those before it:
-    the bound is the horizon plus the contact's disorder)."""
+    state: ContactState, now: datetime, horizon: timedelta
+) -> tuple[dict[str, SeenEvent], int]:
+    """A copy of the seen event ids without what lies a horizon or more before event time
+    `now` (contract §8: past it, a repeat is a new event), and how many of the oldest
+    decided requests lie there too (`_pruned` drops them). Entries are kept in arrival
+    order and pruned from the oldest arrival on, so the work is that of the entries
+    dropped (an entry that arrived out of order waits for those before it: the bound is
+    the horizon plus the contact's disorder)."""
     cutoff = now - horizon
-    seen, decided = state.seen_event_ids, state.decided
     due = 0
-    for entry in seen.values():
+    for entry in state.seen_event_ids.values():
         if entry.at > cutoff:
             break
         due += 1
-    fresh_seen = _pruned(seen, due)
+    fresh_seen = _pruned(state.seen_event_ids, due)
     due = 0
-    for decision in decided.values():
+    for decision in state.decided.values():
         if decision.as_of > cutoff:
             break
         due += 1
-    return fresh_seen, (_pruned(decided, due) if due or adding_decision else decided)
+    return fresh_seen, due
 
 
 def _pending(approvals: tuple[OpenApproval, ...], now: datetime) -> tuple[OpenApproval, ...]:
@@ -253,9 +252,10 @@ def _step_request(
         approvals = _pending(approvals, at)
     if decision.decision is _ALLOW:
         approvals += (OpenApproval(redact(request), decision, ctx.dispatch_at),)
-    seen, decided = _bounded(state, at, policy.idempotency_horizon, adding_decision=True)
+    seen, due = _bounded(state, at, policy.idempotency_horizon)
     seen[request.event_id] = SeenEvent(at, digest)
-    decided[request.request_id] = decision  # type: ignore[index]
+    decided = _pruned(state.decided, due)
+    decided[request.request_id] = decision
     after = replace(state, open_approvals=approvals, decided=decided, seen_event_ids=seen)
     return _Stepped(after, (decision,))
 
@@ -276,8 +276,9 @@ def _step(
                 return _Stepped(state, (), stored)
         return _step_request(state, event, policy, at, digest)
     after = apply(state, event, contact)
-    seen, decided = _bounded(after, at, horizon)
+    seen, due = _bounded(after, at, horizon)
     seen[event.event_id] = SeenEvent(at, digest)
+    decided = _pruned(after.decided, due) if due else after.decided
     after = replace(after, seen_event_ids=seen, decided=decided)
     if not after.open_approvals:
         return _Stepped(after)
