@@ -17,6 +17,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+
 REPORT_VERSION = 1
 
 ALLOW = "ALLOW"
@@ -86,9 +88,11 @@ def _text(value: Any) -> str:
     return str(inner)
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionView:
-    """The comparable part of a decision (contract §6), without any contact value."""
+class DecisionView(msgspec.Struct, frozen=True, gc=False):
+    """The comparable part of a decision (contract §6), without any contact value.
+
+    A msgspec Struct (built in C, never scanned by the collector): the replay builds one
+    per decision."""
 
     request_id: str
     tenant: str
@@ -131,9 +135,9 @@ class DecisionView:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RequestInfo:
-    """An accepted send request as read from the input log (no contact value)."""
+class RequestInfo(msgspec.Struct, frozen=True, gc=False):
+    """An accepted send request as read from the input log (no contact value); one per
+    replayed request."""
 
     request_id: str
     tenant: str
@@ -148,8 +152,7 @@ class RequestInfo:
         return (self.tenant, self.request_id)
 
 
-@dataclass(frozen=True, slots=True)
-class EmittedDecision:
+class EmittedDecision(msgspec.Struct, frozen=True, gc=False):
     """One decision record from an output topic, with where and when it was logged."""
 
     view: DecisionView

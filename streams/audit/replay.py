@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import pickle
 import time
 import uuid
 import zlib
@@ -33,6 +34,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from streams.audit.compare import DecisionView, EmittedDecision, RequestInfo, RequestKey
 from streams.audit.window import BEGINNING, END, Bound
@@ -111,16 +114,16 @@ def view_of(decision: Decision) -> DecisionView:
     cost); a unit test pins it to `DecisionView.from_mapping(decision_to_dict(d))`.
     """
     return DecisionView(
-        request_id=decision.request_id,
-        tenant=decision.tenant,
-        legal_entity=decision.legal_entity,
-        channel=str(decision.channel),
-        decision=str(decision.decision),
-        reason_code=str(decision.reason_code),
-        legal_basis=str(decision.legal_basis),
-        rule_ids=tuple(decision.rule_ids),
-        revokes=decision.revokes,
-        rulebook_version=decision.rulebook_version,
+        decision.request_id,
+        decision.tenant,
+        decision.legal_entity,
+        str(decision.channel),
+        str(decision.decision),
+        str(decision.reason_code),
+        str(decision.legal_basis),
+        decision.rule_ids,
+        decision.revokes,
+        decision.rulebook_version,
     )
 
 
@@ -240,13 +243,13 @@ class Redecider:
             )
         self.requests.append(
             RequestInfo(
-                request_id=request.request_id,
-                tenant=request.tenant,
-                legal_entity=request.legal_entity,
-                channel=_text(request.channel),
-                occurred_at=request.occurred_at.isoformat(),
-                timestamp_ms=timestamp_ms,
-                position=f"{topic}:{partition}:{offset}",
+                request.request_id,
+                request.tenant,
+                request.legal_entity,
+                str(request.channel),
+                request.occurred_at.isoformat(),
+                timestamp_ms,
+                f"{topic}:{partition}:{offset}",
             )
         )
 
@@ -283,6 +286,51 @@ class ReplayResult:
     known_ids: set[RequestKey]
     contact_keys: dict[RequestKey, str]
     stats: ReplayStats
+
+
+class _PackedResult(msgspec.Struct, array_like=True, gc=False):
+    """A `ReplayResult` as a shard sends it back: msgpack, decoded by type in C (pickling
+    the ~2 objects per request was the serial tail of a sharded replay). Keyed views and
+    ids travel as lists; every final view's key is its own (tenant, request_id)."""
+
+    requests: list[RequestInfo]
+    baseline: list[DecisionView]
+    candidate: list[DecisionView]
+    window_ids: list[tuple[str, str]]
+    known_ids: list[tuple[str, str]]
+    contact_keys: list[tuple[str, str, str]]
+    stats: bytes  # pickled ReplayStats: small, and it holds a Counter
+
+
+_PACKED_DECODER = msgspec.msgpack.Decoder(_PackedResult)
+
+
+def pack_result(result: ReplayResult) -> bytes:
+    """The bytes a shard sends back (`unpack_result` reverses it)."""
+    return msgspec.msgpack.encode(
+        _PackedResult(
+            result.requests,
+            list(result.baseline.values()),
+            list(result.candidate.values()),
+            list(result.window_ids),
+            list(result.known_ids),
+            [(t, r, k) for (t, r), k in result.contact_keys.items()],
+            pickle.dumps(result.stats),
+        )
+    )
+
+
+def unpack_result(data: bytes) -> ReplayResult:
+    packed = _PACKED_DECODER.decode(data)
+    return ReplayResult(
+        requests=packed.requests,
+        baseline={v.key: v for v in packed.baseline},
+        candidate={v.key: v for v in packed.candidate},
+        window_ids=set(packed.window_ids),
+        known_ids=set(packed.known_ids),
+        contact_keys={(t, r): k for t, r, k in packed.contact_keys},
+        stats=pickle.loads(packed.stats),
+    )
 
 
 def merge_results(parts: Sequence[ReplayResult]) -> ReplayResult:
@@ -358,7 +406,7 @@ def _shard_main(shard: int, config: ShardConfig, inbox: Any, outbox: Any) -> Non
                 break
             for rec in batch:
                 redecider.feed(*rec)
-        outbox.put(("ok", shard, redecider.result()))
+        outbox.put(("ok", shard, pack_result(redecider.result())))
     except BaseException:  # reported to the parent, which fails the audit (exit 1)
         outbox.put(("error", shard, traceback.format_exc(limit=5)))
 
@@ -454,7 +502,7 @@ class ShardedRedecider:
             if status != "ok":
                 self.close()
                 raise ReplayError(f"audit shard {shard} failed:\n{payload}")
-            parts[shard] = payload
+            parts[shard] = unpack_result(payload)
         for proc in self.procs:
             proc.join(timeout=10)
         return merge_results([parts[i] for i in sorted(parts)])

@@ -53,6 +53,18 @@ opt-out exercised instead, `none` and `terms_or_privacy_only` are no offer."""
 
 _CUSTOMER_KINDS = frozenset({OrderKind.PURCHASE, OrderKind.SUBSCRIPTION})
 
+_CHECKOUT_OPTOUT = UnsubscribeSource.CHECKOUT_OPTOUT
+_CONSENT = SignupKind.CONSENT
+_CUSTOMER = Relation.CUSTOMER
+_DONOR = Relation.DONOR
+_ERASURE_COMPLETED = UnsubscribeKind.ERASURE_COMPLETED
+_MARKETPLACE_RELAY = AddressType.MARKETPLACE_RELAY
+_NO_OPTOUT = OptoutMethod.NONE
+_PAID = OrderStatus.PAID
+_SUBSCRIPTION = OrderKind.SUBSCRIPTION
+_UNSUBSCRIBE = UnsubscribeKind.UNSUBSCRIBE
+_UNTICKED_OPTIN_BOX = OptoutMethod.UNTICKED_OPTIN_BOX
+
 
 def _with(
     state: ContactState,
@@ -73,9 +85,8 @@ def _with(
     relay_kept = state.relay_kept if relay_kept is None else relay_kept
     relay_entities = state.relay_entities
     if orders is not state.orders or relay_kept is not state.relay_kept:
-        relay_entities = relay_kept | frozenset(
-            o.legal_entity for o in orders if o.address_type is AddressType.MARKETPLACE_RELAY
-        )
+        relay = [o.legal_entity for o in orders if o.address_type is _MARKETPLACE_RELAY]
+        relay_entities = relay_kept.union(relay) if relay else relay_kept
     return replace(
         state,
         orders=orders,
@@ -99,9 +110,9 @@ def _merged_fact(facts: Sequence[ContactFact]) -> ContactFact:
         optout_offered=all(f.optout_offered for f in facts),
         optout_method=facts[0].optout_method
         if all(f.optout_method is facts[0].optout_method for f in facts)
-        else OptoutMethod.NONE,
+        else _NO_OPTOUT,
         optout_exercised=any(
-            f.optout_exercised or f.optout_method is OptoutMethod.UNTICKED_OPTIN_BOX for f in facts
+            f.optout_exercised or f.optout_method is _UNTICKED_OPTIN_BOX for f in facts
         ),
         informed_of_calls=all(f.informed_of_calls for f in facts),
     )
@@ -127,15 +138,15 @@ def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> Con
     previous = next((o for o in state.orders if o.order_id == order.order_id), None)
     first_paid_at = None if previous is None else previous.first_paid_at
     paid_event_id = None if previous is None else previous.paid_event_id
-    if order.status is OrderStatus.PAID and (first_paid_at is None or occurred_at < first_paid_at):
+    if order.status is _PAID and (first_paid_at is None or occurred_at < first_paid_at):
         first_paid_at, paid_event_id = occurred_at, order.event_id
     contract_end_at = None if order.contract_end_at is None else to_utc(order.contract_end_at)
 
     relation: Relation | None = None
     relation_end = None
-    if order.status is OrderStatus.PAID and order.paid_amount_cents > 0:
-        relation = Relation.CUSTOMER if order.kind in _CUSTOMER_KINDS else Relation.DONOR
-        if not (order.kind is OrderKind.SUBSCRIPTION and contract_end_at is None):
+    if order.status is _PAID and order.paid_amount_cents > 0:
+        relation = _CUSTOMER if order.kind in _CUSTOMER_KINDS else _DONOR
+        if not (order.kind is _SUBSCRIPTION and contract_end_at is None):
             assert first_paid_at is not None
             relation_end = max(first_paid_at, contract_end_at or first_paid_at)
 
@@ -167,17 +178,17 @@ def apply_order(state: ContactState, order: Order, contact: ContactPoint) -> Con
     orders = (*(o for o in state.orders if o.order_id != order.order_id), record)
 
     suppressions = state.suppressions
-    unticked = fact.optout_method is OptoutMethod.UNTICKED_OPTIN_BOX
+    unticked = fact.optout_method is _UNTICKED_OPTIN_BOX
     if fact.optout_exercised or unticked:
         suppressions += (
             SuppressionFact(
                 event_id=order.event_id,
                 legal_entity=order.legal_entity,
-                kind=UnsubscribeKind.UNSUBSCRIBE,
-                source=UnsubscribeSource.CHECKOUT_OPTOUT,
+                kind=_UNSUBSCRIBE,
+                source=_CHECKOUT_OPTOUT,
                 channels=suppression_scope(
-                    UnsubscribeKind.UNSUBSCRIBE,
-                    UnsubscribeSource.CHECKOUT_OPTOUT,
+                    _UNSUBSCRIBE,
+                    _CHECKOUT_OPTOUT,
                     None,
                     contact.type,
                 ),
@@ -195,7 +206,7 @@ def apply_signup(state: ContactState, signup: Signup, contact: ContactPoint) -> 
     decided, against the request's time); other signups are touchpoints."""
     occurred_at = to_utc(signup.occurred_at)
     consent = signup.consent
-    if signup.kind is not SignupKind.CONSENT or consent is None:
+    if signup.kind is not _CONSENT or consent is None:
         touchpoint = TouchpointFact(
             event_id=signup.event_id,
             legal_entity=signup.legal_entity,
@@ -253,7 +264,7 @@ def apply_unsubscribe(
         consent_id=unsubscribe.consent_id,
     )
     suppressions = (*state.suppressions, fact)
-    if unsubscribe.kind is not UnsubscribeKind.ERASURE_COMPLETED:
+    if unsubscribe.kind is not _ERASURE_COMPLETED:
         return _with(state, suppressions=suppressions)
     return _with(
         state,

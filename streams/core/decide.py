@@ -45,6 +45,18 @@ from streams.core.rules.soft_opt_in import (
 from streams.core.rules.suppression import suppression_verdict
 from streams.core.rules.third_party import prospect_source_miss
 
+_ALLOW_CONSENT = Reason.ALLOW_CONSENT
+_ALLOW_DONOR_RELATION = Reason.ALLOW_DONOR_RELATION
+_ALLOW_SERVICE_MESSAGE = Reason.ALLOW_SERVICE_MESSAGE
+_CHARITABLE = Purpose.CHARITABLE
+_GDPR_6_1_B = LegalBasis.GDPR_6_1_B
+_GDPR_6_1_C = LegalBasis.GDPR_6_1_C
+_LIVE_CALL = ChannelFamily.LIVE_CALL
+_NONE = LegalBasis.NONE
+_TW117_CUSTOMER = LegalBasis.TW117_CUSTOMER
+_TW117_TM_CUSTOMER = LegalBasis.TW117_TM_CUSTOMER
+_WHATSAPP = Channel.WHATSAPP
+
 
 def messaging_basis(ctx: RequestContext) -> Verdict:
     """Step 6, messaging (email, sms, whatsapp): consent, soft opt-in, donor relation,
@@ -54,7 +66,7 @@ def messaging_basis(ctx: RequestContext) -> Verdict:
     if allowed is not None:
         return allowed
     staged_relations = messaging_relations(ctx)
-    charitable = ctx.request.declared_purpose is Purpose.CHARITABLE
+    charitable = ctx.request.declared_purpose is _CHARITABLE
     return (
         soft_opt_in_basis(staged_relations)
         or b2b_basis(ctx)
@@ -127,7 +139,7 @@ def evaluate_marketing(ctx: RequestContext) -> Verdict:
     suppressed = suppression_verdict(ctx)
     if suppressed is not None:
         return suppressed
-    if ctx.channel is Channel.WHATSAPP and whatsapp_opt_in(ctx) is None:
+    if ctx.channel is _WHATSAPP and whatsapp_opt_in(ctx) is None:
         return PLATFORM_OPT_IN_MISSING
     basis = BASIS_BY_FAMILY[ctx.family](ctx)
     if not basis.allowed:
@@ -173,17 +185,17 @@ def legal_basis(reason: Reason, family: ChannelFamily, request: SendRequest) -> 
     fixed = _FIXED_BASIS.get(reason)
     if fixed is not None:
         return fixed
-    if reason is Reason.ALLOW_CONSENT:
+    if reason is _ALLOW_CONSENT:
         return _CONSENT_BASIS[family]
-    if reason is Reason.ALLOW_SERVICE_MESSAGE:
+    if reason is _ALLOW_SERVICE_MESSAGE:
         if request.service_kind in _LEGAL_OBLIGATION_KINDS:
-            return LegalBasis.GDPR_6_1_C
-        return LegalBasis.GDPR_6_1_B
-    if reason is Reason.ALLOW_DONOR_RELATION:
-        if family is ChannelFamily.LIVE_CALL:
-            return LegalBasis.TW117_TM_CUSTOMER
-        return LegalBasis.TW117_CUSTOMER
-    return LegalBasis.NONE
+            return _GDPR_6_1_C
+        return _GDPR_6_1_B
+    if reason is _ALLOW_DONOR_RELATION:
+        if family is _LIVE_CALL:
+            return _TW117_TM_CUSTOMER
+        return _TW117_CUSTOMER
+    return _NONE
 
 
 _ALLOW = Outcome.ALLOW

@@ -14,7 +14,8 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec.structs import replace
@@ -64,6 +65,8 @@ _ALLOW = Outcome.ALLOW
 
 STATE_FORMAT = 2
 """Version of the stored state layout (1 = JSON before issue 16, still loaded)."""
+
+_T = TypeVar("_T")
 
 REDACTED = "<redacted>"
 """Stands in for the contact value of a request kept in state (non-negotiable 5)."""
@@ -142,23 +145,38 @@ def redact(request: SendRequest) -> SendRequest:
     return replace(request, contact=_REDACTED_POINTS[request.contact.type])
 
 
+def _pruned(entries: Mapping[str, _T], due: int) -> dict[str, _T]:
+    """A copy of `entries` without its first `due` ones: a clone, then deletions
+    (CPython clones a dict's table without re-inserting, unless it is a third empty)."""
+    fresh = entries.copy() if type(entries) is dict else dict(entries)
+    if due:
+        for key in list(islice(entries, due)):
+            del fresh[key]
+    return fresh
+
+
 def _bounded(
     state: ContactState, now: datetime, horizon: timedelta
-) -> tuple[dict[str, SeenEvent], Mapping[str, Decision]]:
-    """A copy of the seen event ids and the decided requests (the same mapping when
-    nothing is due), without what lies a horizon or more before event time `now`
-    (contract §8: past it, a repeat is a new event). Entries are kept in arrival order,
-    so the first one tells whether any is due (an entry that arrived out of order waits
-    for those before it: the bound is the horizon plus the contact's disorder)."""
+) -> tuple[dict[str, SeenEvent], int]:
+    """A copy of the seen event ids without what lies a horizon or more before event time
+    `now` (contract §8: past it, a repeat is a new event), and how many of the oldest
+    decided requests lie there too (`_pruned` drops them). Entries are kept in arrival
+    order and pruned from the oldest arrival on, so the work is that of the entries
+    dropped (an entry that arrived out of order waits for those before it: the bound is
+    the horizon plus the contact's disorder)."""
     cutoff = now - horizon
-    seen, decided = state.seen_event_ids, state.decided
-    if seen and next(iter(seen.values())).at <= cutoff:
-        fresh_seen = {k: v for k, v in seen.items() if v.at > cutoff}
-    else:
-        fresh_seen = dict(seen)
-    if decided and next(iter(decided.values())).as_of <= cutoff:
-        decided = {k: v for k, v in decided.items() if v.as_of > cutoff}
-    return fresh_seen, decided
+    due = 0
+    for entry in state.seen_event_ids.values():
+        if entry.at > cutoff:
+            break
+        due += 1
+    fresh_seen = _pruned(state.seen_event_ids, due)
+    due = 0
+    for decision in state.decided.values():
+        if decision.as_of > cutoff:
+            break
+        due += 1
+    return fresh_seen, due
 
 
 def _pending(approvals: tuple[OpenApproval, ...], now: datetime) -> tuple[OpenApproval, ...]:
@@ -202,19 +220,28 @@ def _recheck(
     return replace(state, open_approvals=tuple(kept), decided=decided), tuple(revocations)
 
 
-def _repeat(state: ContactState, event: Event, seen: SeenEvent, digest: int) -> StepResult:
+class _Stepped(msgspec.Struct, frozen=True, gc=False):
+    """`StepResult`'s fields, cheap to build (the engine's own path; `step` wraps it)."""
+
+    state: ContactState
+    decisions: tuple[Decision, ...] = ()
+    duplicate: Decision | None = None
+    conflicting: bool = False
+
+
+def _repeat(state: ContactState, event: Event, seen: SeenEvent, digest: int) -> _Stepped:
     """Contract §1/§7 idempotency within the horizon: a seen event id with the same
     content is ignored, with other content rejected (a decided request_id is ignored
     whatever its event id: `step` hands back its stored decision for re-emission)."""
     if seen.digest and seen.digest != digest:
-        return StepResult(state, conflicting=True)
+        return _Stepped(state, conflicting=True)
     stored = state.decided.get(event.request_id) if isinstance(event, SendRequest) else None
-    return StepResult(state, (), stored)
+    return _Stepped(state, (), stored)
 
 
 def _step_request(
     state: ContactState, request: SendRequest, policy: Policy, at: datetime, digest: int
-) -> StepResult:
+) -> _Stepped:
     same = request.dispatch_at is request.occurred_at
     ctx = RequestContext.build(
         state, request, policy, at, at if same else to_utc(request.dispatch_at)
@@ -225,11 +252,44 @@ def _step_request(
         approvals = _pending(approvals, at)
     if decision.decision is _ALLOW:
         approvals += (OpenApproval(redact(request), decision, ctx.dispatch_at),)
-    seen, kept = _bounded(state, at, policy.idempotency_horizon)
+    seen, due = _bounded(state, at, policy.idempotency_horizon)
     seen[request.event_id] = SeenEvent(at, digest)
-    decided = {**kept, request.request_id: decision}
+    decided = _pruned(state.decided, due)
+    decided[request.request_id] = decision
     after = replace(state, open_approvals=approvals, decided=decided, seen_event_ids=seen)
-    return StepResult(after, (decision,))
+    return _Stepped(after, (decision,))
+
+
+def _step(
+    state: ContactState, event: Event, policy: Policy, contact: ContactPoint, digest: int
+) -> _Stepped:
+    at = to_utc(event.occurred_at)
+    horizon = policy.idempotency_horizon
+    if state.seen_event_ids:
+        known = state.seen_event_ids.get(event.event_id)
+        if known is not None and at < known.at + horizon:
+            return _repeat(state, event, known, digest)
+    if type(event) is SendRequest:
+        if state.decided:
+            stored = state.decided.get(event.request_id)
+            if stored is not None and at < stored.as_of + horizon:
+                return _Stepped(state, (), stored)
+        return _step_request(state, event, policy, at, digest)
+    after = apply(state, event, contact)
+    seen, due = _bounded(after, at, horizon)
+    seen[event.event_id] = SeenEvent(at, digest)
+    decided = _pruned(after.decided, due) if due else after.decided
+    after = replace(after, seen_event_ids=seen, decided=decided)
+    if not after.open_approvals:
+        return _Stepped(after)
+    decisions: tuple[Decision, ...] = ()
+    arrived = after.suppressions[len(state.suppressions) :]
+    if arrived:
+        after, decisions = _recheck(after, arrived, policy)
+    pending = _pending(after.open_approvals, at)
+    if len(pending) != len(after.open_approvals):
+        after = replace(after, open_approvals=pending)
+    return _Stepped(after, decisions)
 
 
 def step(
@@ -241,33 +301,10 @@ def step(
 ) -> StepResult:
     """Apply (or decide) one event for one normalised contact point. `digest` is
     `event_digest(event)`, passed by callers that fan one event out to many points."""
-    at = to_utc(event.occurred_at)
     if digest is None:
         digest = event_digest(event)
-    horizon = policy.idempotency_horizon
-    known = state.seen_event_ids.get(event.event_id) if state.seen_event_ids else None
-    if known is not None and at < known.at + horizon:
-        return _repeat(state, event, known, digest)
-    if type(event) is SendRequest:
-        if state.decided:
-            stored = state.decided.get(event.request_id)
-            if stored is not None and at < stored.as_of + horizon:
-                return StepResult(state, (), stored)
-        return _step_request(state, event, policy, at, digest)
-    after = apply(state, event, contact)
-    seen, decided = _bounded(after, at, horizon)
-    seen[event.event_id] = SeenEvent(at, digest)
-    after = replace(after, seen_event_ids=seen, decided=decided)
-    if not after.open_approvals:
-        return StepResult(after)
-    decisions: tuple[Decision, ...] = ()
-    arrived = after.suppressions[len(state.suppressions) :]
-    if arrived:
-        after, decisions = _recheck(after, arrived, policy)
-    pending = _pending(after.open_approvals, at)
-    if len(pending) != len(after.open_approvals):
-        after = replace(after, open_approvals=pending)
-    return StepResult(after, decisions)
+    done = _step(state, event, policy, contact, digest)
+    return StepResult(done.state, done.decisions, done.duplicate, done.conflicting)
 
 
 def release_due(
@@ -329,8 +366,8 @@ class DecisionEngine:
         self.policies = policies
         self.secret = secret
         self.states: dict[str, ContactState] = {}
-        self._keys: dict[str, str] = {}
-        self._points: dict[str, tuple[ContactPoint | None, str]] = {}
+        self._keys: dict[tuple[str, str, str], str] = {}
+        self._points: dict[tuple[str, str, str], tuple[ContactPoint | None, str]] = {}
         self._policies: dict[str, Policy] = {}
         self._order_keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
@@ -349,12 +386,17 @@ class DecisionEngine:
                 kind is Unsubscribe and not event.linked_contacts  # type: ignore[union-attr]
             )
         ):
-            point, key = self._point(tenant, event.contact)  # type: ignore[union-attr]
+            contact = event.contact  # type: ignore[union-attr]
+            hit = self._points.get((tenant, contact.type, contact.value))
+            if hit is None:
+                hit = self._point(tenant, contact)
+            known, key = hit
+            point = contact if known is None else known
             before = self.states.get(key, EMPTY_STATE)
             digest = zlib.crc32(
-                _DIGEST_ENCODER.encode(event if point is event.contact else _normalised(event))  # type: ignore[union-attr]
+                _DIGEST_ENCODER.encode(event if known is None else _normalised(event))
             )
-            result = step(before, event, policy, point, digest or 1)
+            result = _step(before, event, policy, point, digest or 1)
             if result.conflicting:
                 raise ConflictingDuplicate(event.event_id)
             self.states[key] = result.state
@@ -364,7 +406,7 @@ class DecisionEngine:
         if len(points) == 1:
             key = self._key(tenant, points[0])
             before = self.states.get(key, EMPTY_STATE)
-            result = step(before, event, policy, points[0], digest)
+            result = _step(before, event, policy, points[0], digest)
             if result.conflicting:
                 raise ConflictingDuplicate(event.event_id)
             self.states[key] = result.state
@@ -372,12 +414,12 @@ class DecisionEngine:
                 self._forget_unlisted(event, [key])
             return list(result.decisions)
         keys: list[str] = []
-        results: list[StepResult] = []
+        results: list[_Stepped] = []
         fresh = False
         for contact in points:
             key = self._key(tenant, contact)
             before = self.states.get(key, EMPTY_STATE)
-            result = step(before, event, policy, contact, digest)
+            result = _step(before, event, policy, contact, digest)
             if result.conflicting:
                 raise ConflictingDuplicate(event.event_id)
             fresh = fresh or result.state is not before
@@ -391,21 +433,18 @@ class DecisionEngine:
             self._forget_unlisted(event, keys)
         return decisions
 
-    def _point(self, tenant: str, contact: ContactPoint) -> tuple[ContactPoint, str]:
-        """The normalised contact point and its key, memoised by the value as written:
-        the event's own point when it already is normalised (`event_digest` then
-        digests the event as it is)."""
-        memo = "\x00".join((tenant, contact.type, contact.value))
-        hit = self._points.get(memo)
-        if hit is None:
-            point = normalise(contact)
-            key = self._key(tenant, point)
-            hit = self._points[memo] = (None if point is contact else point, key)
-        known, key = hit
-        return (contact if known is None else known), key
+    def _point(self, tenant: str, contact: ContactPoint) -> tuple[ContactPoint | None, str]:
+        """Memoised by the point as written: its normalised form (None when that is the
+        point itself, so the event is digested as it is) and its key."""
+        point = normalise(contact)
+        hit = self._points[(tenant, contact.type, contact.value)] = (
+            None if point is contact else point,
+            self._key(tenant, point),
+        )
+        return hit
 
     def _key(self, tenant: str, contact: ContactPoint) -> str:
-        memo = "\x00".join((tenant, contact.type, contact.value))
+        memo = (tenant, contact.type, contact.value)
         key = self._keys.get(memo)
         if key is None:
             key = self._keys[memo] = normalised_contact_key(self.secret, tenant, contact)

@@ -21,14 +21,13 @@ from streams.core.model import ContactPoint
 DEFAULT_PHONE_REGION = "NL"
 
 
-@lru_cache(maxsize=1 << 17)
 def _e164(value: str) -> str:
     try:
         number = phonenumbers.parse(value, DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(f"phone number: {exc}") from None
     if not phonenumbers.is_possible_number(number):
-        raise ValueError("not a possible phone number")
+        raise ValueError("phone number: not a possible phone number")
     formatted: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return formatted
 
@@ -40,10 +39,9 @@ def _ascii_domain(domain: str) -> str:
     try:
         return idna.encode(domain, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError) as exc:
-        raise ValueError(str(exc) or "not a valid domain") from None
+        raise ValueError(f"email domain: {str(exc) or 'not a valid domain'}") from None
 
 
-@lru_cache(maxsize=1 << 17)
 def _email(value: str) -> str:
     """Contract v1.4 §1: trimmed, NFC, lower case, domain in IDNA ASCII form."""
     text = unicodedata.normalize("NFC", value.strip()).lower()
@@ -55,31 +53,41 @@ def _email(value: str) -> str:
     return f"{local}@{_ascii_domain(domain)}"
 
 
+_EMAIL = ContactType.EMAIL
+_PHONE = ContactType.PHONE
+
+
+@lru_cache(maxsize=1 << 17)
+def _normal_point(kind: ContactType, value: str) -> ContactPoint:
+    """The normalised point of (kind, value as written). Memoised: one event's point is
+    normalised by the parser's check, the fan-out, the digest and the keys (the worker's
+    admit path), and a contact's points repeat across its events. ValueError (not
+    cached) when it has no normal form."""
+    if kind is _EMAIL:
+        normal = _email(value)
+    elif kind is _PHONE:
+        normal = _e164(value.strip())
+    else:
+        normal = value.strip()
+    if not normal:
+        raise ValueError("empty contact value")
+    return ContactPoint(kind, normal)
+
+
 def normalise(contact: ContactPoint, field: str = "contact.value") -> ContactPoint:
     """Email trimmed, NFC, lower-cased with its domain in IDNA ASCII form (UTS #46);
-    phone to E.164 (default region NL); others trimmed.
+    phone to E.164 (default region NL); others trimmed. `contact` itself when it already
+    is normalised.
 
     A phone number that cannot be normalised is a contract error: it could never be
     matched against its own suppressions (fail closed).
     """
-    kind = contact.type
-    if kind is ContactType.EMAIL:
-        try:
-            value = _email(contact.value)
-        except ValueError as exc:
-            raise ContractError(Rejection.INVALID_VALUE, f"email domain: {exc}", field) from None
-    elif kind is ContactType.PHONE:
-        try:
-            value = _e164(contact.value.strip())
-        except ValueError as exc:
-            raise ContractError(Rejection.INVALID_VALUE, f"phone number: {exc}", field) from None
-    else:
-        value = contact.value.strip()
-    if not value:
-        raise ContractError(Rejection.INVALID_VALUE, "empty contact value", field)
-    if value == contact.value:
-        return contact
-    return ContactPoint(kind, value)
+    value = contact.value
+    try:
+        point = _normal_point(contact.type, value)
+    except ValueError as exc:
+        raise ContractError(Rejection.INVALID_VALUE, str(exc), field) from None
+    return contact if point.value == value else point
 
 
 def contact_key(secret: bytes, tenant: str, contact: ContactPoint) -> str:

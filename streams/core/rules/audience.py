@@ -11,6 +11,8 @@ from streams.core.enums import Reason
 from streams.core.rules.consent import COVERS, Staged
 from streams.core.rules.context import Verdict
 
+_ALLOW_CONSENT = Reason.ALLOW_CONSENT
+
 RULE_IDS = ("R-AUDIENCE-1", "R-AUDIENCE-2")
 REASON_CODES = (Reason.ALLOW_CONSENT, Reason.BLOCK_AUDIENCE_NO_SPECIFIC_CONSENT)
 
@@ -22,5 +24,5 @@ def audience_verdict(staged: Staged) -> Verdict:
     listed; see consent.covers_request) → ALLOW_CONSENT, anything else → blocked."""
     evidence = tuple(consent.event_id for stage, consent in staged if stage == COVERS)
     if evidence:
-        return Verdict(Reason.ALLOW_CONSENT, ("R-AUDIENCE-1", "R-CONSENT-3"), evidence)
+        return Verdict(_ALLOW_CONSENT, ("R-AUDIENCE-1", "R-CONSENT-3"), evidence)
     return NO_SPECIFIC_CONSENT

@@ -12,6 +12,8 @@ from __future__ import annotations
 from streams.core.enums import Purpose, Reason
 from streams.core.model import SendRequest
 
+_SERVICE = Purpose.SERVICE
+
 RULE_IDS = ("R-SCOPE-1", "R-CLASS-1", "R-CLASS-2", "R-CLASS-3", "R-SERVICE-2")
 REASON_CODES: tuple[Reason, ...] = ()
 """Classification decides nothing by itself; it routes to step 3 or step 4."""
@@ -20,7 +22,7 @@ REASON_CODES: tuple[Reason, ...] = ()
 def is_service(request: SendRequest) -> bool:
     """R-CLASS-1, R-SERVICE-2, R-CLASS-3, OQ-7: declared `service` with a `service_kind`
     and none of promo, third-party offer, consent request, incentivised review request."""
-    if request.declared_purpose is not Purpose.SERVICE or request.service_kind is None:
+    if request.declared_purpose is not _SERVICE or request.service_kind is None:
         return False
     content = request.content
     return not (

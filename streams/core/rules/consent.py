@@ -66,6 +66,11 @@ VALID_MECHANISMS = frozenset(
     }
 )
 
+_ALLOW_CONSENT = Reason.ALLOW_CONSENT
+_BLOCK_NO_LEGAL_BASIS = Reason.BLOCK_NO_LEGAL_BASIS
+_LEGAL_ENTITY = RecipientKind.LEGAL_ENTITY
+_PHONE_AUTOMATED = Channel.PHONE_AUTOMATED
+
 STAGE_THIRD_PARTY_LIST = 0
 STAGE_SENDER = 1
 STAGE_MECHANISM = 2
@@ -178,7 +183,7 @@ def consent_basis(staged: Staged) -> Verdict | None:
         return None
     evidence = tuple(consent.event_id for stage, consent in staged if stage == COVERS)
     if evidence:
-        return Verdict(Reason.ALLOW_CONSENT, CONSENT_RULES, evidence)
+        return Verdict(_ALLOW_CONSENT, CONSENT_RULES, evidence)
     return None
 
 
@@ -216,7 +221,7 @@ def _no_legal_basis(consent_request: bool, company: bool, robocall: bool) -> Ver
         rule_ids.append("R-B2B-1")
     if robocall:
         rule_ids.append("R-PHONE-5")
-    return Verdict(Reason.BLOCK_NO_LEGAL_BASIS, tuple(rule_ids))
+    return Verdict(_BLOCK_NO_LEGAL_BASIS, tuple(rule_ids))
 
 
 def no_legal_basis(ctx: RequestContext) -> Verdict:
@@ -225,6 +230,6 @@ def no_legal_basis(ctx: RequestContext) -> Verdict:
     request = ctx.request
     return _no_legal_basis(
         request.content.is_consent_request,
-        request.recipient.kind is RecipientKind.LEGAL_ENTITY,
-        ctx.channel is Channel.PHONE_AUTOMATED,
+        request.recipient.kind is _LEGAL_ENTITY,
+        ctx.channel is _PHONE_AUTOMATED,
     )

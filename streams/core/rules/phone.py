@@ -43,6 +43,11 @@ STAGE_VERDICTS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
     (EXPIRED[0], ("R-PHONE-1",)),
     (NOT_SIMILAR[0], ("R-PHONE-1", "R-PHONE-6")),
 )
+
+_ALLOW_DONOR_RELATION = Reason.ALLOW_DONOR_RELATION
+_ALLOW_PHONE_CUSTOMER_RELATION = Reason.ALLOW_PHONE_CUSTOMER_RELATION
+_CHARITABLE = Purpose.CHARITABLE
+_LEGAL_ENTITY = RecipientKind.LEGAL_ENTITY
 PHONE_RELATION_HOLDS = len(STAGE_VERDICTS)
 
 B2B_PHONE_OPT_OUT = Verdict(Reason.ALLOW_B2B_PHONE_OPT_OUT, ("R-PHONE-3",))
@@ -79,7 +84,7 @@ def phone_relation_stage(order: OrderFact, ctx: RequestContext, views: RelationV
 
 def b2b_phone_basis(ctx: RequestContext) -> Verdict | None:
     """R-PHONE-3: calls to legal entities stay opt-out."""
-    if ctx.request.recipient.kind is RecipientKind.LEGAL_ENTITY:
+    if ctx.request.recipient.kind is _LEGAL_ENTITY:
         return B2B_PHONE_OPT_OUT
     return None
 
@@ -87,7 +92,7 @@ def b2b_phone_basis(ctx: RequestContext) -> Verdict | None:
 def phone_relations(ctx: RequestContext) -> Staged:
     """Customer relations; donor relations only for charitable calls (conservative, as
     on messaging channels)."""
-    charitable = ctx.request.declared_purpose is Purpose.CHARITABLE
+    charitable = ctx.request.declared_purpose is _CHARITABLE
     relations = CUSTOMER_OR_DONOR if charitable else CUSTOMER_ONLY
     return stage_relations(ctx, relations, ctx.policy.phone_relation_months, phone_relation_stage)
 
@@ -96,9 +101,9 @@ def phone_relation_basis(staged: Staged) -> Verdict | None:
     """R-PHONE-1 (b) → ALLOW_PHONE_CUSTOMER_RELATION, (c)/R-PHONE-6 → ALLOW_DONOR_RELATION."""
     customer, donor = holding(staged, PHONE_RELATION_HOLDS)
     if customer:
-        return Verdict(Reason.ALLOW_PHONE_CUSTOMER_RELATION, ("R-PHONE-1",), customer)
+        return Verdict(_ALLOW_PHONE_CUSTOMER_RELATION, ("R-PHONE-1",), customer)
     if donor:
-        return Verdict(Reason.ALLOW_DONOR_RELATION, ("R-PHONE-1", "R-PHONE-6"), donor)
+        return Verdict(_ALLOW_DONOR_RELATION, ("R-PHONE-1", "R-PHONE-6"), donor)
     return None
 
 

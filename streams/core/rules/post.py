@@ -32,6 +32,9 @@ STAGE_VERDICTS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
     (NO_OPTOUT[0], ("R-POST-1", "R-OBJECT-6")),
     (EXPIRED[0], ("R-POST-1", "R-SOFTOPTIN-5")),
 )
+
+_ALLOW_POST_LEGIT_INTEREST = Reason.ALLOW_POST_LEGIT_INTEREST
+_CUSTOMER = Relation.CUSTOMER
 POST_RELATION_HOLDS = len(STAGE_VERDICTS)
 POSTFILTER = Verdict(Reason.BLOCK_POST_POSTFILTER, ("R-POST-1",))
 
@@ -45,7 +48,7 @@ def post_relation_stage(order: OrderFact, ctx: RequestContext, views: RelationVi
         return 1
     if not order.optout_valid:
         return 2
-    if not views.of(Relation.CUSTOMER).within_window:
+    if not views.of(_CUSTOMER).within_window:
         return 3
     return POST_RELATION_HOLDS
 
@@ -58,7 +61,7 @@ def post_basis(staged: Staged) -> Verdict | None:
     """R-POST-1 → ALLOW_POST_LEGIT_INTEREST."""
     evidence, _ = holding(staged, POST_RELATION_HOLDS)
     if evidence:
-        return Verdict(Reason.ALLOW_POST_LEGIT_INTEREST, ("R-POST-1", "R-OBJECT-6"), evidence)
+        return Verdict(_ALLOW_POST_LEGIT_INTEREST, ("R-POST-1", "R-OBJECT-6"), evidence)
     return None
 
 

@@ -31,6 +31,10 @@ ORDER_EXECUTION_KINDS = frozenset(
         ServiceKind.LEGAL_NOTICE,
     }
 )
+
+_ALLOW_RELAY_ORDER_EXECUTION = Reason.ALLOW_RELAY_ORDER_EXECUTION
+_BLOCK_RELAY_ADDRESS_NON_ORDER = Reason.BLOCK_RELAY_ADDRESS_NON_ORDER
+_BLOCK_RELAY_REVIEW_REQUEST_SEPARATE = Reason.BLOCK_RELAY_REVIEW_REQUEST_SEPARATE
 _RELAY = AddressType.MARKETPLACE_RELAY
 _DIRECT = AddressType.DIRECT
 _OWN_FORM = ConsentSource.OWN_FORM
@@ -72,10 +76,10 @@ def relay_verdict(ctx: RequestContext, is_service: bool) -> Verdict:
     if content.is_review_request and (
         request.service_kind is not _INVOICE or content.review_incentive
     ):
-        return Verdict(Reason.BLOCK_RELAY_REVIEW_REQUEST_SEPARATE, ("R-RELAY-2",), evidence)
+        return Verdict(_BLOCK_RELAY_REVIEW_REQUEST_SEPARATE, ("R-RELAY-2",), evidence)
     if is_service and (
         request.service_kind in ORDER_EXECUTION_KINDS
         or (request.service_kind is _SHIPPING_UPDATE and request.requested_by_recipient)
     ):
-        return Verdict(Reason.ALLOW_RELAY_ORDER_EXECUTION, ("R-RELAY-1", "R-RELAY-2"), evidence)
-    return Verdict(Reason.BLOCK_RELAY_ADDRESS_NON_ORDER, ("R-RELAY-1", "R-RELAY-3"), evidence)
+        return Verdict(_ALLOW_RELAY_ORDER_EXECUTION, ("R-RELAY-1", "R-RELAY-2"), evidence)
+    return Verdict(_BLOCK_RELAY_ADDRESS_NON_ORDER, ("R-RELAY-1", "R-RELAY-3"), evidence)

@@ -22,6 +22,11 @@ REASON_CODES = (
     Reason.BLOCK_PLATFORM_OPT_IN_MISSING,
 )
 
+_ALLOW_SERVICE_MESSAGE = Reason.ALLOW_SERVICE_MESSAGE
+_BLOCK_CONTRACT_NEEDS_WRITTEN_CONFIRMATION = Reason.BLOCK_CONTRACT_NEEDS_WRITTEN_CONFIRMATION
+_BLOCK_SERVICE_NO_ACTIVE_RELATIONSHIP = Reason.BLOCK_SERVICE_NO_ACTIVE_RELATIONSHIP
+_WHATSAPP = Channel.WHATSAPP
+
 SERVICE_RULES = ("R-SERVICE-1", "R-OBJECT-4")
 BROADCAST_RULES = ("R-SERVICE-1", "R-SERVICE-3", "R-OBJECT-4")
 NO_RELATIONSHIP_RULES = ("R-SERVICE-3",)
@@ -66,7 +71,7 @@ def service_verdict(ctx: RequestContext) -> Verdict | None:
     evaluated from step 4 as marketing (R-SERVICE-3)."""
     request = ctx.request
     if (
-        request.channel is Channel.WHATSAPP
+        request.channel is _WHATSAPP
         and not request.requested_by_recipient
         and whatsapp_opt_in(ctx) is None
     ):
@@ -80,7 +85,7 @@ def service_verdict(ctx: RequestContext) -> Verdict | None:
                 and not order.confirmed_in_writing
             ):
                 return Verdict(
-                    Reason.BLOCK_CONTRACT_NEEDS_WRITTEN_CONFIRMATION,
+                    _BLOCK_CONTRACT_NEEDS_WRITTEN_CONFIRMATION,
                     CONFIRMATION_RULES,
                     (order.event_id,),
                 )
@@ -88,12 +93,10 @@ def service_verdict(ctx: RequestContext) -> Verdict | None:
         evidence = active_relationship(ctx)
         if evidence is None:
             return None
-        return Verdict(Reason.ALLOW_SERVICE_MESSAGE, BROADCAST_RULES, evidence)
-    return Verdict(Reason.ALLOW_SERVICE_MESSAGE, SERVICE_RULES, _related_order_evidence(ctx))
+        return Verdict(_ALLOW_SERVICE_MESSAGE, BROADCAST_RULES, evidence)
+    return Verdict(_ALLOW_SERVICE_MESSAGE, SERVICE_RULES, _related_order_evidence(ctx))
 
 
 def no_active_relationship(marketing: Verdict) -> Verdict:
     """R-SERVICE-3: a broadcast without relationship nor marketing basis."""
-    return Verdict(
-        Reason.BLOCK_SERVICE_NO_ACTIVE_RELATIONSHIP, NO_RELATIONSHIP_RULES, marketing.evidence
-    )
+    return Verdict(_BLOCK_SERVICE_NO_ACTIVE_RELATIONSHIP, NO_RELATIONSHIP_RULES, marketing.evidence)

@@ -60,6 +60,13 @@ STAGE_VERDICTS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
     THIRD_PARTY_CONTENT,
     NOT_SIMILAR,
 )
+
+_ALLOW_DONOR_RELATION = Reason.ALLOW_DONOR_RELATION
+_ALLOW_SOFT_OPT_IN = Reason.ALLOW_SOFT_OPT_IN
+_BLOCK_NOT_A_CUSTOMER = Reason.BLOCK_NOT_A_CUSTOMER
+_CHARITABLE = Purpose.CHARITABLE
+_CUSTOMER = Relation.CUSTOMER
+_DONOR = Relation.DONOR
 SOFT_OPT_IN_HOLDS = len(STAGE_VERDICTS)
 SOFT_OPT_IN_RULES = ("R-SOFTOPTIN-1", "R-SOFTOPTIN-3", "R-SOFTOPTIN-4", "R-SOFTOPTIN-7")
 DONOR_RULES = ("R-SOFTOPTIN-9", "R-SOFTOPTIN-1")
@@ -107,20 +114,18 @@ def promo_is_similar(ctx: RequestContext, view: RelationView) -> bool:
     return True
 
 
-class RelationViews:
-    """The sender's relation views, computed once per relation kind and only on demand."""
+class RelationViews(Struct, gc=False):
+    """The sender's relation views, computed once per relation kind and only on demand
+    (a Struct: built in C, once per request with orders)."""
 
-    __slots__ = ("_ctx", "_months", "_views")
-
-    def __init__(self, ctx: RequestContext, months: int) -> None:
-        self._ctx = ctx
-        self._months = months
-        self._views: dict[Relation, RelationView] = {}
+    ctx: RequestContext
+    months: int
+    views: dict[Relation, RelationView] = {}
 
     def of(self, relation: Relation) -> RelationView:
-        view = self._views.get(relation)
+        view = self.views.get(relation)
         if view is None:
-            view = self._views[relation] = relation_view(self._ctx, relation, self._months)
+            view = self.views[relation] = relation_view(self.ctx, relation, self.months)
         return view
 
     def of_order(self, order: OrderFact) -> RelationView:
@@ -168,7 +173,7 @@ def holding(staged: Staged, complete: int) -> tuple[tuple[str, ...], tuple[str, 
     donor: tuple[str, ...] = ()
     for stage, order in staged:
         if stage == complete:
-            if order.relation is Relation.CUSTOMER:
+            if order.relation is _CUSTOMER:
                 customer += order.evidence
             else:
                 donor += order.evidence
@@ -196,7 +201,7 @@ def soft_opt_in_stage(order: OrderFact, ctx: RequestContext, views: RelationView
 
 def messaging_relations(ctx: RequestContext) -> Staged:
     """Customer relations, and donor relations for charitable messages (R-SOFTOPTIN-9)."""
-    charitable = ctx.request.declared_purpose is Purpose.CHARITABLE
+    charitable = ctx.request.declared_purpose is _CHARITABLE
     relations = CUSTOMER_OR_DONOR if charitable else CUSTOMER_ONLY
     return stage_relations(ctx, relations, ctx.policy.soft_opt_in_months, soft_opt_in_stage)
 
@@ -207,9 +212,9 @@ def soft_opt_in_basis(staged: Staged) -> Verdict | None:
         return None
     customer, donor = holding(staged, SOFT_OPT_IN_HOLDS)
     if customer:
-        return Verdict(Reason.ALLOW_SOFT_OPT_IN, SOFT_OPT_IN_RULES, customer)
+        return Verdict(_ALLOW_SOFT_OPT_IN, SOFT_OPT_IN_RULES, customer)
     if donor:
-        return Verdict(Reason.ALLOW_DONOR_RELATION, DONOR_RULES, donor)
+        return Verdict(_ALLOW_DONOR_RELATION, DONOR_RULES, donor)
     return None
 
 
@@ -226,8 +231,8 @@ def not_a_customer_miss(ctx: RequestContext, *, donations_count: bool) -> Verdic
         return None
     evidence = [t.event_id for t in ctx.touchpoints]
     for order in ctx.orders:
-        if order.relation is None or (donations_count and order.relation is Relation.DONOR):
+        if order.relation is None or (donations_count and order.relation is _DONOR):
             evidence.append(order.event_id)
     if not evidence:
         return None
-    return Verdict(Reason.BLOCK_NOT_A_CUSTOMER, NOT_A_CUSTOMER_RULES, tuple(evidence))
+    return Verdict(_BLOCK_NOT_A_CUSTOMER, NOT_A_CUSTOMER_RULES, tuple(evidence))

@@ -63,6 +63,13 @@ ALL_CHANNEL_KINDS = frozenset(
         UnsubscribeKind.ERASURE_COMPLETED,
     }
 )
+
+_BLOCK_CONSENT_WITHDRAWN = Reason.BLOCK_CONSENT_WITHDRAWN
+_BLOCK_ERASED = Reason.BLOCK_ERASED
+_BLOCK_LATE_OBJECTION = Reason.BLOCK_LATE_OBJECTION
+_BLOCK_OBJECTION = Reason.BLOCK_OBJECTION
+_BLOCK_REPERMISSION_TO_SUPPRESSED = Reason.BLOCK_REPERMISSION_TO_SUPPRESSED
+_PHONE_RVV = UnsubscribeSource.PHONE_RVV
 ERASURE_KINDS = frozenset({UnsubscribeKind.ERASURE_REQUEST, UnsubscribeKind.ERASURE_COMPLETED})
 OBJECTION_KINDS = frozenset({UnsubscribeKind.UNSUBSCRIBE, UnsubscribeKind.OBJECTION})
 LIFTING_SOURCES = frozenset({ConsentSource.OWN_FORM, ConsentSource.CUSTOMER_SERVICE})
@@ -89,7 +96,7 @@ def suppression_scope(
     if kind in ALL_CHANNEL_KINDS or source in ALL_CHANNEL_SOURCES:
         return ALL_CHANNELS
     listed = CHANNELS_OF_CONTACT_TYPE[contact_type] if channels is None else frozenset(channels)
-    if source is UnsubscribeSource.PHONE_RVV:
+    if source is _PHONE_RVV:
         return listed | PHONE_CALL_CHANNELS
     return listed
 
@@ -140,18 +147,18 @@ def suppression_verdict(ctx: RequestContext) -> Verdict | None:
         return None
     erasures = [s for s in active if s.kind in ERASURE_KINDS]
     if erasures:
-        return Verdict(Reason.BLOCK_ERASED, ERASED_RULES, _ids(erasures))
+        return Verdict(_BLOCK_ERASED, ERASED_RULES, _ids(erasures))
     if ctx.request.content.is_consent_request:
-        return Verdict(Reason.BLOCK_REPERMISSION_TO_SUPPRESSED, REPERMISSION_RULES, _ids(active))
+        return Verdict(_BLOCK_REPERMISSION_TO_SUPPRESSED, REPERMISSION_RULES, _ids(active))
     audience = ctx.channel in AUDIENCE_CHANNELS
     scoped = [s for s in active if audience or ctx.channel in s.channels]
     objections = [s for s in scoped if s.kind in OBJECTION_KINDS]
     if objections:
         rule_ids = OBJECTION_RULES + (("R-AUDIENCE-2",) if audience else ())
-        return Verdict(Reason.BLOCK_OBJECTION, rule_ids, _ids(objections))
+        return Verdict(_BLOCK_OBJECTION, rule_ids, _ids(objections))
     withdrawals = [s for s in scoped if s.kind is _WITHDRAWAL]
     if withdrawals:
-        return Verdict(Reason.BLOCK_CONSENT_WITHDRAWN, WITHDRAWN_RULES, _ids(withdrawals))
+        return Verdict(_BLOCK_CONSENT_WITHDRAWN, WITHDRAWN_RULES, _ids(withdrawals))
     return None
 
 
@@ -166,4 +173,4 @@ def triggers_recheck(
 def late_objection(reblock: Verdict) -> Verdict:
     """R-OBJECT-3: the revoking verdict carries the re-evaluation's rules and evidence."""
     rule_ids = LATE_RULES + tuple(r for r in reblock.rule_ids if r not in LATE_RULES)
-    return Verdict(Reason.BLOCK_LATE_OBJECTION, rule_ids, reblock.evidence)
+    return Verdict(_BLOCK_LATE_OBJECTION, rule_ids, reblock.evidence)

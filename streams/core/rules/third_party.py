@@ -18,6 +18,11 @@ REASON_CODES = (
     Reason.BLOCK_CONSENT_BY_OTHER_PERSON,
 )
 
+_BLOCK_CONSENT_BY_OTHER_PERSON = Reason.BLOCK_CONSENT_BY_OTHER_PERSON
+_BLOCK_THIRD_PARTY_LIST = Reason.BLOCK_THIRD_PARTY_LIST
+_LIST_IMPORT = SignupKind.LIST_IMPORT
+_REFERRAL = SignupKind.REFERRAL
+
 LIST_RULES = ("R-THIRDPARTY-1",)
 CONTENT_RULES = ("R-THIRDPARTY-2", "R-SOFTOPTIN-1")
 REFERRAL_RULES = ("R-THIRDPARTY-3", "R-CONSENT-9")
@@ -38,10 +43,10 @@ def prospect_source_miss(ctx: RequestContext) -> Verdict | None:
     import (R-THIRDPARTY-1) explains the missing basis."""
     if not ctx.touchpoints:
         return None
-    referrals = tuple(t.event_id for t in ctx.touchpoints if t.kind is SignupKind.REFERRAL)
+    referrals = tuple(t.event_id for t in ctx.touchpoints if t.kind is _REFERRAL)
     if referrals:
-        return Verdict(Reason.BLOCK_CONSENT_BY_OTHER_PERSON, REFERRAL_RULES, referrals)
-    imports = tuple(t.event_id for t in ctx.touchpoints if t.kind is SignupKind.LIST_IMPORT)
+        return Verdict(_BLOCK_CONSENT_BY_OTHER_PERSON, REFERRAL_RULES, referrals)
+    imports = tuple(t.event_id for t in ctx.touchpoints if t.kind is _LIST_IMPORT)
     if imports:
-        return Verdict(Reason.BLOCK_THIRD_PARTY_LIST, LIST_RULES, imports)
+        return Verdict(_BLOCK_THIRD_PARTY_LIST, LIST_RULES, imports)
     return None

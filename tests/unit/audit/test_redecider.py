@@ -28,7 +28,7 @@ from streams.core.jsonl import decide_lines
 from streams.core.keys import input_key
 from streams.core.model import Decision
 from streams.core.parse import decision_to_dict, parse_event
-from streams.core.policy import PolicyBook
+from streams.core.policy import PolicyBook, policy_book_from_mapping
 
 SECRET = b"unit-audit-key"
 FILES = sorted(Path(DEFAULT_SCENARIO_DIR).glob("T*.jsonl"))
@@ -198,3 +198,25 @@ def test_sharded_replay_equals_the_single_process_one() -> None:
     assert got.contact_keys == expected.contact_keys
     assert got.stats.events == len(recs) and got.stats.rejected == {}
     assert len({tenant_shard(r[4], 3) for r in recs}) == 3
+
+
+def test_a_shards_result_travels_back_unchanged() -> None:
+    """The packed form a shard sends back (msgpack, decoded by type) is the result itself:
+    requests in order, final views by key, id sets, contact keys and counters."""
+    from streams.audit.replay import pack_result, unpack_result
+
+    recs = records(all_lines())
+    redecider = Redecider(
+        JsonCodec(),
+        SECRET,
+        TopicSet.from_catalogue(""),
+        PolicyBook(),
+        policy_book_from_mapping({"default": {"soft_opt_in_months": 1}}),
+        in_window=lambda _p, offset, _ts: offset % 2 == 0,
+        keep_contact_keys=True,
+    )
+    for rec in recs:
+        redecider.feed(*rec)
+    result = redecider.result()
+    assert result.candidate and result.contact_keys and result.window_ids != result.known_ids
+    assert unpack_result(pack_result(result)) == result
