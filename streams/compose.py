@@ -59,6 +59,7 @@ class WorkerSettings:
     max_task_idle_ms: int = 5000
     merge_grace_ms: int = 20
     linger_ms: int = 20
+    max_dirty: int = 4096
     buffer_max: int = 1000
     state_cache: int = 4096
     batch_max: int = 100  # faust adapter: events per agent wake-up
@@ -87,6 +88,7 @@ class WorkerSettings:
             max_task_idle_ms=int(env.get("SENDGATE_MAX_TASK_IDLE_MS", "5000")),
             merge_grace_ms=int(env.get("SENDGATE_MERGE_GRACE_MS", "20")),
             linger_ms=int(env.get("SENDGATE_LINGER_MS", "20")),
+            max_dirty=int(env.get("SENDGATE_MAX_DIRTY_STATES", "4096")),
             buffer_max=int(env.get("SENDGATE_BUFFER_MAX", "1000")),
             state_cache=int(env.get("SENDGATE_STATE_CACHE", "4096")),
             batch_max=int(env.get("SENDGATE_BATCH_MAX", "100")),
@@ -160,6 +162,7 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
         max_task_idle_s=ws.max_task_idle_ms / 1000,
         merge_grace_ms=ws.merge_grace_ms,
         linger_ms=ws.linger_ms,
+        max_dirty=ws.max_dirty,
         buffer_max=ws.buffer_max,
         fetch_min_bytes=ws.fetch_min_bytes,
         fetch_max_wait_ms=ws.fetch_max_wait_ms,

@@ -89,6 +89,9 @@ class RuntimeConfig:
     max_task_idle_s: float = 5.0
     merge_grace_ms: int = 20
     linger_ms: int = 20
+    max_dirty: int = 4096
+    """Commit early once this many states are dirty: a decoded state is ~14 KB of Python
+    objects, so at 6k events/s a full 1 s interval held ~90 MB until its commit."""
     """Producer batching. Every record produced to a partition queue the broker thread
     has just emptied wakes that thread (a write(2) and a futex wake inside `produce`):
     with 5 ms ~1 wake per record, 14 % more worker CPU per event than with 25 ms."""
@@ -214,7 +217,8 @@ class TaskRuntime:
                 self._drain()
                 self._resume_drained()
                 now = time.monotonic()
-                if now - self._last_commit >= self.cfg.commit_interval_s:
+                if (now - self._last_commit >= self.cfg.commit_interval_s
+                        or self._dirty_count() >= self.cfg.max_dirty):
                     self.commit()
                 if self.on_lag is not None and now - self._last_lag >= 5.0:
                     self._report_lag()
@@ -290,8 +294,12 @@ class TaskRuntime:
             n += 1
             if n % 256 == 0:
                 self.producer.poll(0)
-                if time.monotonic() >= deadline:
+                if (time.monotonic() >= deadline
+                        or self._dirty_count() >= self.cfg.max_dirty):
                     return
+
+    def _dirty_count(self) -> int:
+        return sum(len(store.dirty) for store in self.stores.values())
 
     def _high_watermark(self, tp: TP) -> int:
         try:
