@@ -93,7 +93,7 @@ run: setup services topics ## Kafka + Redis + topics + worker + demo feed with a
 
 .PHONY: bench-core
 bench-core: setup ## pure-core benchmark: folds/s and decisions/s on one core
-	$(PY) bench/bench_core.py
+	$(PY) bench/bench_core.py --tuned-gc  # the worker's GC thresholds (SENDGATE_GC_THRESHOLD default)
 
 QUIX_VENV := .venv-quix
 # phase q's own virtualenv: quixstreams pins an older confluent-kafka than sendgate's

@@ -64,8 +64,8 @@ class WorkerSettings:
     state_cache: int = 4096
     batch_max: int = 100  # faust adapter: events per agent wake-up
     batch_within: float = 0.005
-    rocksdb_write_buffer_mb: int = 64
-    rocksdb_block_cache_mb: int = 64
+    rocksdb_write_buffer_mb: int = 48
+    rocksdb_block_cache_mb: int = 48
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 5
     gc_threshold: str = "100000,50,100"
@@ -93,8 +93,8 @@ class WorkerSettings:
             state_cache=int(env.get("SENDGATE_STATE_CACHE", "4096")),
             batch_max=int(env.get("SENDGATE_BATCH_MAX", "100")),
             batch_within=float(env.get("SENDGATE_BATCH_WITHIN", "0.005")),
-            rocksdb_write_buffer_mb=int(env.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "64")),
-            rocksdb_block_cache_mb=int(env.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "64")),
+            rocksdb_write_buffer_mb=int(env.get("SENDGATE_ROCKSDB_WRITE_BUFFER_MB", "48")),
+            rocksdb_block_cache_mb=int(env.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "48")),
             fetch_min_bytes=int(env.get("SENDGATE_FETCH_MIN_BYTES", "65536")),
             fetch_max_wait_ms=int(env.get("SENDGATE_FETCH_MAX_WAIT_MS", "5")),
             gc_threshold=env.get("SENDGATE_GC_THRESHOLD", "100000,50,100"),

@@ -46,9 +46,9 @@ class StoreOptions:
     """Memory budgets of one worker, shared by all its tasks (a worker owning 12 tasks with
     per-task budgets peaked at 1.3 GB RSS on the 1M-event bench)."""
 
-    write_buffer_mb: int = 64
+    write_buffer_mb: int = 48
     """All tasks' RocksDB memtables together (a `WriteBufferManager`)."""
-    block_cache_mb: int = 64
+    block_cache_mb: int = 48
     """One block cache for all tasks' RocksDB instances."""
     cache_states: int = 4096
     """Decoded clean states kept in memory, all tasks together (`StateCache`)."""
