@@ -8,7 +8,10 @@ signups, 5 % unsubscribes, Avro single-object encoded exactly as the SDK publish
   a  broker ceiling     Kafka's ProducerPerformance + ConsumerPerformance, record size
                         = the average encoded value; a = min(produce, consume) records/s
   b  Python ceiling     one thread: confluent-kafka consume -> Avro decode -> Avro
-                        encode -> produce, no logic, over the same pre-loaded records
+                        encode -> produce, no logic, over the same pre-loaded records,
+                        with sendgate's codec (cavro fast path)
+  bref                  the same with the fastavro reference codec (`AvroCodec(fast=
+                        False)`): b as issue 15 defined it ("confluent-kafka + fastavro")
   f  faust ceiling      bench/faust_null.py: the worker's faust topology (two agents,
                         internal topic, RocksDB table with changelog, at least once)
                         with no sendgate logic, one process, same pre-loaded records
@@ -85,8 +88,9 @@ from streams.testing.supervisor import WorkerProcess, wait_group_ready  # noqa: 
 
 RESULTS = HERE / "results"
 QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
-PHASES = ("a", "b", "f", "q", "k", "kq", "c1", "latency", "recovery", "c1faust", "c1f", "c2")
-DEFAULT_PHASES = "a,b,f,q,k,c1,latency,recovery,c1faust,c1f,c2"
+PHASES = ("a", "b", "bref", "f", "q", "k", "kq", "c1", "latency", "recovery", "c1faust",
+          "c1f", "c2")
+DEFAULT_PHASES = "a,b,bref,f,q,k,c1,latency,recovery,c1faust,c1f,c2"
 STATE_CHANGELOG_SUFFIX = "-contact-state-changelog"  # streams.runtime.tasks.CHANGELOG_SUFFIX
 QUIX_RULE = 0.75  # issue 15: build on Quix Streams if q >= 0.75 x k
 BENCH_SECRET = "bench-e2e-not-a-secret"
@@ -238,14 +242,23 @@ class Bench:
             "records_per_s": min(prod["records_per_s"], cons["records_per_s"]),
         }
 
-    def python_ceiling(self, prefix: str, records: int) -> dict[str, Any]:
-        out_topic = f"{prefix}bench.raw-out"
+    def python_ceiling(self, prefix: str, records: int, reference: bool = False
+                       ) -> dict[str, Any]:
+        """Phase b with sendgate's codec (cavro fast path since issue 16's codec work), or
+        with `reference` (phase bref) the fastavro codec the issue's b was defined with
+        ("confluent-kafka + fastavro and no logic")."""
+        from streams.codecs.avro import AvroCodec
+
+        name = "bref" if reference else "b"
+        out_topic = f"{prefix}bench.raw-out-{name}"
         K.create_topic(self.admin, out_topic, self.args.partitions)
+        codec = AvroCodec(fast=False) if reference else self.codec
         with K.Sampler({"bench": os.getpid(), **self.pids([])}) as s:
-            res = K.python_ceiling(self.bootstrap, prefix, records, out_topic, self.codec)
+            res = K.python_ceiling(self.bootstrap, prefix, records, out_topic, codec)
         res["sampled"] = s.summary()
-        log(f"b: Python consume->decode->encode->produce {res['records_per_s']:,.0f} "
-            f"records/s ({res['seconds']}s)")
+        res["codec"] = "fastavro (reference)" if reference else type(self.codec).__name__
+        log(f"{name}: Python consume->decode->encode->produce {res['records_per_s']:,.0f} "
+            f"records/s ({res['seconds']}s, {res['codec']})")
         return res
 
     def framework_ceiling(self, prefix: str, events: int) -> dict[str, Any]:
@@ -713,12 +726,15 @@ class Bench:
         res = self.result
         if "a" in phases:
             res["broker_ceiling"] = self.broker_ceiling(a.events, round(avg_value))
-        if phases & {"b", "f", "q", "k", "kq", "c1"}:
+        if phases & {"b", "bref", "f", "q", "k", "kq", "c1"}:
             p1 = self.run_topics("w1")
             rate = K.preload(self.bootstrap, p1, wl, 0, a.events)
             log(f"c1: pre-loaded {a.events:,} events into {p1}* ({rate:,.0f}/s)")
             if "b" in phases:
                 res["python_ceiling"] = self.python_ceiling(p1, a.events)
+            if "bref" in phases:
+                res["python_ceiling_fastavro"] = self.python_ceiling(p1, a.events,
+                                                                     reference=True)
             if "f" in phases:
                 res["faust_ceiling"] = self.framework_ceiling(p1, a.events)
             if phases & {"q", "k", "kq"}:
@@ -800,6 +816,7 @@ class Bench:
         res = self.result
         a = res.get("broker_ceiling", {}).get("records_per_s")
         b = res.get("python_ceiling", {}).get("records_per_s")
+        bref = res.get("python_ceiling_fastavro", {}).get("records_per_s")
         c1 = res.get("sendgate_1_worker", {}).get("events_per_s")
         c2 = res.get("sendgate_2_workers", {}).get("events_per_s")
         f = res.get("faust_ceiling", {}).get("events_per_s")
@@ -824,6 +841,7 @@ class Bench:
             "c1f_over_f": round(c1f / f, 3) if f and c1f else None,
             "c1f_over_b": round(c1f / b, 3) if b and c1f else None,
             "c1_over_b": round(c1 / b, 3) if b and c1 else None,
+            "c1_over_bref": round(c1 / bref, 3) if bref and c1 else None,
             "c2_over_b": round(c2 / b, 3) if b and c2 else None,
             "c2_over_c1": round(c2 / c1, 3) if c1 and c2 else None,
         }
@@ -999,7 +1017,13 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
     if b:
         lines.append(
             f"| b. Python ceiling (consume, decode, encode, produce) | "
-            f"{fmt(b['records_per_s'])} | one thread, confluent-kafka + fastavro, "
+            f"{fmt(b['records_per_s'])} | one thread, confluent-kafka + sendgate's Avro codec "
+            f"({b.get('codec', 'AvroCodec')}: cavro fast path), no logic |")
+    bref = res.get("python_ceiling_fastavro", {})
+    if bref:
+        lines.append(
+            f"| b-fastavro. the same with the fastavro codec (b as issue 15 defined it) | "
+            f"{fmt(bref['records_per_s'])} | one thread, confluent-kafka + fastavro, "
             f"no logic |")
     if f:
         lines.append(
@@ -1059,7 +1083,9 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
         f"c1 with follower / b = {fmt(r.get('c1f_over_b'), digits=3)}; "
         f"q/k = {fmt(r.get('q_over_k'), digits=3)}, k/b = {fmt(r.get('k_over_b'), digits=3)}, "
         f"c1/k = {fmt(r.get('c1_over_k'), digits=3)}, "
-        f"c1/c1-faust = {fmt(r.get('c1_over_c1faust'), digits=2)}.",
+        f"c1/c1-faust = {fmt(r.get('c1_over_c1faust'), digits=2)}; "
+        f"c1/b-fastavro = {fmt(r.get('c1_over_bref'), digits=3)} (b as the issue defined "
+        "it: confluent-kafka + fastavro).",
         "",
     ]
     choice = res.get("runtime_choice")
