@@ -595,7 +595,8 @@ class Bench:
 
     def live_step(self, prefix: str, w: WorkerProcess, rate: float, wl: K.EncodedWorkload,
                   ) -> dict[str, Any]:
-        left = len(wl) - self.live_next
+        # the restart probes of the recovery phase (warm and cold) keep their events
+        left = len(wl) - self.live_next - 2 * self.args.probe_events
         seconds = min(self.args.step_seconds, left / rate)
         if seconds < 1:
             return {"offered_per_s": rate, "skipped": "live pool exhausted"}
@@ -1236,7 +1237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--partitions", type=int,
                    default=int(os.environ.get("SENDGATE_PARTITIONS", "12")))
-    p.add_argument("--live-events", type=int, default=300_000,
+    p.add_argument("--live-events", type=int, default=600_000,
                    help="extra events for the live latency steps and the restart probe")
     p.add_argument("--loads", default="1000,2500,5000",
                    help="fixed offered loads (events/s) of the latency steps")
