@@ -28,37 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streams import topics as T
 from streams.codecs.avro import AvroCodec
 from streams.core.engine import contact_points
-from streams.core.model import ContactPoint, Decision, Event, SendRequest
-from streams.core.parse import decision_to_dict, parse_event
+from streams.core.model import ContactPoint, Decision, Event
+from streams.core.parse import parse_event
 from streams.core.policy import PolicyBook
 from streams.gate.gate import ContactEvent, Gate, MemoryStore
 from streams.gate.records import Headers, InRecord
+from streams.testing.reference_output import former_output
 from streams.workload import Workload
 
 SECRET = b"bench-codec-not-a-secret"
 NOW = datetime(2026, 12, 7, 6, 0, 0, 123000, tzinfo=UTC)
-
-
-def former_output(gate: Gate, decision: Decision, event: Event, contact: ContactPoint) -> bytes:
-    """`Gate.output_for`'s value before issue 16 §4 (the reference of the equivalence test);
-    `gate` holds the former codec (`fast=False`)."""
-    record = decision_to_dict(decision)
-    record["as_of"] = decision.as_of
-    record["decided_at"] = decision.decided_at
-    if decision.revokes:
-        return gate.codec.encode(T.DECISION_RECORD, record, topic=gate.revoked_topic)
-    if str(decision.decision) == "ALLOW" and isinstance(event, SendRequest):
-        record.update(
-            contact={"type": str(contact.type), "value": contact.value},
-            dispatch_at=event.dispatch_at or event.occurred_at,
-            platform=event.platform,
-            campaign_id=event.campaign_id,
-            template_id=event.template_id,
-            declared_purpose=str(event.declared_purpose),
-            service_kind=None if event.service_kind is None else str(event.service_kind),
-        )
-        return gate.codec.encode(T.APPROVED_RECORD, record, topic=gate.approved_topic)
-    return gate.codec.encode(T.DECISION_RECORD, record, topic=gate.blocked_topic)
 
 
 def timed(fn: Callable[[], Any], count: int, repeat: int) -> float:
