@@ -32,6 +32,7 @@ from streams.core.model import (
     ContactState,
     Decision,
     Event,
+    KeptDecision,
     OpenApproval,
     Order,
     SeenEvent,
@@ -39,6 +40,7 @@ from streams.core.model import (
     Signup,
     SuppressionFact,
     Unsubscribe,
+    keep,
 )
 from streams.core.policy import Policy, PolicyBook
 from streams.core.rules.context import RequestContext, Verdict
@@ -63,8 +65,9 @@ __all__ = [
 
 _ALLOW = Outcome.ALLOW
 
-STATE_FORMAT = 2
-"""Version of the stored state layout (1 = JSON before issue 16, still loaded)."""
+STATE_FORMAT = 3
+"""Version of the stored state layout: 1 = JSON before issue 16, 2 = msgpack with whole
+decisions, 3 = msgpack with kept decisions (`KeptDecision`); 1 and 2 still load."""
 
 _T = TypeVar("_T")
 
@@ -216,7 +219,7 @@ def _recheck(
         kept.append(approval)
     if not revocations:
         return state, ()
-    decided = {**state.decided, **{d.request_id: d for d in revocations}}
+    decided = {**state.decided, **{d.request_id: keep(d) for d in revocations}}
     return replace(state, open_approvals=tuple(kept), decided=decided), tuple(revocations)
 
 
@@ -235,8 +238,12 @@ def _repeat(state: ContactState, event: Event, seen: SeenEvent, digest: int) -> 
     whatever its event id: `step` hands back its stored decision for re-emission)."""
     if seen.digest and seen.digest != digest:
         return _Stepped(state, conflicting=True)
-    stored = state.decided.get(event.request_id) if isinstance(event, SendRequest) else None
-    return _Stepped(state, (), stored)
+    if not isinstance(event, SendRequest):
+        return _Stepped(state)
+    stored = state.decided.get(event.request_id)
+    if stored is None:
+        return _Stepped(state)
+    return _Stepped(state, (), stored.rebuild(event.request_id, event.tenant))
 
 
 def _step_request(
@@ -255,7 +262,7 @@ def _step_request(
     seen, due = _bounded(state, at, policy.idempotency_horizon)
     seen[request.event_id] = SeenEvent(at, digest)
     decided = _pruned(state.decided, due)
-    decided[request.request_id] = decision
+    decided[request.request_id] = keep(decision)
     after = replace(state, open_approvals=approvals, decided=decided, seen_event_ids=seen)
     return _Stepped(after, (decision,))
 
@@ -273,7 +280,7 @@ def _step(
         if state.decided:
             stored = state.decided.get(event.request_id)
             if stored is not None and at < stored.as_of + horizon:
-                return _Stepped(state, (), stored)
+                return _Stepped(state, (), stored.rebuild(event.request_id, event.tenant))
         return _step_request(state, event, policy, at, digest)
     after = apply(state, event, contact)
     seen, due = _bounded(after, at, horizon)
@@ -321,6 +328,20 @@ def release_due(
 
 
 def _named(value: Any) -> Any:
+    if isinstance(value, KeptDecision):
+        return {
+            "legal_entity": value.legal_entity,
+            "channel": str(value.channel),
+            "decision": str(value.decision),
+            "reason_code": str(value.reason_code),
+            "legal_basis": str(value.legal_basis),
+            "rule_ids": list(value.rule_ids),
+            "evidence": list(value.evidence),
+            "rulebook_version": value.rulebook_version,
+            "as_of": msgspec.to_builtins(value.as_of),
+            "decided_at": msgspec.to_builtins(value.decided_at),
+            "revokes": value.revokes,
+        }
     if isinstance(value, msgspec.Struct):
         return {f: _named(getattr(value, f)) for f in value.__struct_fields__}
     if isinstance(value, Mapping):

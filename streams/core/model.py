@@ -59,6 +59,7 @@ __all__ = [
     "Event",
     "EventType",
     "Instant",
+    "KeptDecision",
     "LegalBasis",
     "Mechanism",
     "NonEmpty",
@@ -88,6 +89,7 @@ __all__ = [
     "Unsubscribe",
     "UnsubscribeKind",
     "UnsubscribeSource",
+    "keep",
 ]
 
 RULEBOOK_VERSION = "contract-1.4/rules-2"
@@ -269,6 +271,112 @@ class Decision(Struct, frozen=True, array_like=True, gc=False):
         return self.decision is Outcome.ALLOW
 
 
+# --- a decision as the state keeps it (issue 16 §3, state format 3) -----------------------
+
+# Code tables of the kept decision: a stored code is a position in one of these, so each
+# only ever grows at its end (tests/unit/test_state_codec.py pins the format-3 prefix).
+KEPT_CHANNELS: tuple[Channel, ...] = tuple(Channel)
+KEPT_OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
+KEPT_REASONS: tuple[Reason, ...] = tuple(Reason)
+KEPT_BASES: tuple[LegalBasis, ...] = tuple(LegalBasis)
+KEPT_RULE_IDS: tuple[str, ...] = (
+    "R-AUDIENCE-1", "R-AUDIENCE-2", "R-B2B-1", "R-B2B-2", "R-B2B-3", "R-CLASS-1",
+    "R-CLASS-2", "R-CLASS-3", "R-CONSENT-1", "R-CONSENT-2", "R-CONSENT-3", "R-CONSENT-4",
+    "R-CONSENT-5", "R-CONSENT-6", "R-CONSENT-7", "R-CONSENT-8", "R-CONSENT-9", "R-DSR-1",
+    "R-DSR-2", "R-IDENTITY-1", "R-IDENTITY-2", "R-IDENTITY-3", "R-OBJECT-1", "R-OBJECT-2",
+    "R-OBJECT-3", "R-OBJECT-4", "R-OBJECT-5", "R-OBJECT-6", "R-PHONE-1", "R-PHONE-2",
+    "R-PHONE-3", "R-PHONE-4", "R-PHONE-5", "R-PHONE-6", "R-PHONE-7", "R-POST-1",
+    "R-RELAY-1", "R-RELAY-2", "R-RELAY-3", "R-RESUB-1", "R-SCOPE-1", "R-SERVICE-1",
+    "R-SERVICE-2", "R-SERVICE-3", "R-SOFTOPTIN-1", "R-SOFTOPTIN-2", "R-SOFTOPTIN-3",
+    "R-SOFTOPTIN-4", "R-SOFTOPTIN-5", "R-SOFTOPTIN-6", "R-SOFTOPTIN-7", "R-SOFTOPTIN-8",
+    "R-SOFTOPTIN-9", "R-THIRDPARTY-1", "R-THIRDPARTY-2", "R-THIRDPARTY-3", "R-UNSUB-1",
+    "R-UNSUB-2", "R-PLATFORM-1",
+)
+KEPT_VERSIONS: tuple[str, ...] = ("contract-1.4/rules-2",)
+
+_CHANNEL_CODE = {v: i for i, v in enumerate(KEPT_CHANNELS)}
+_OUTCOME_CODE = {v: i for i, v in enumerate(KEPT_OUTCOMES)}
+_REASON_CODE = {v: i for i, v in enumerate(KEPT_REASONS)}
+_BASIS_CODE = {v: i for i, v in enumerate(KEPT_BASES)}
+_RULE_CODE = {v: i for i, v in enumerate(KEPT_RULE_IDS)}
+_VERSION_CODE = {v: i for i, v in enumerate(KEPT_VERSIONS)}
+_RULES_OF: dict[tuple[int | str, ...], tuple[str, ...]] = {}
+
+
+class KeptDecision(Struct, frozen=True, array_like=True, gc=False, omit_defaults=True):
+    """A final decision as its contact's state keeps it for re-emission (contract §1,
+    §8): only what the `decided` key (the request id), the contact's tenant and the code
+    tables above do not already tell, ~50 bytes stored instead of ~140. `rebuild` gives
+    back the Decision that was emitted, field for field; a rule id or rulebook version
+    missing from its table is kept as text. The properties read like `Decision`'s."""
+
+    legal_entity: str
+    channel_code: Annotated[int, Meta(ge=0, lt=len(KEPT_CHANNELS))]
+    outcome_code: Annotated[int, Meta(ge=0, lt=len(KEPT_OUTCOMES))]
+    reason_code_code: Annotated[int, Meta(ge=0, lt=len(KEPT_REASONS))]
+    basis_code: Annotated[int, Meta(ge=0, lt=len(KEPT_BASES))]
+    rules: tuple[Annotated[int, Meta(ge=0, lt=len(KEPT_RULE_IDS))] | str, ...]
+    evidence: tuple[str, ...]
+    as_of: datetime
+    decided_at: datetime | None = None
+    revokes: bool = False
+    version: Annotated[int, Meta(ge=0, lt=len(KEPT_VERSIONS))] | str = 0
+
+    @property
+    def channel(self) -> Channel:
+        return KEPT_CHANNELS[self.channel_code]
+
+    @property
+    def decision(self) -> Outcome:
+        return KEPT_OUTCOMES[self.outcome_code]
+
+    @property
+    def reason_code(self) -> Reason:
+        return KEPT_REASONS[self.reason_code_code]
+
+    @property
+    def legal_basis(self) -> LegalBasis:
+        return KEPT_BASES[self.basis_code]
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        known = _RULES_OF.get(self.rules)
+        if known is None:
+            known = tuple(KEPT_RULE_IDS[r] if type(r) is int else str(r) for r in self.rules)
+            _RULES_OF[self.rules] = known
+        return known
+
+    @property
+    def rulebook_version(self) -> str:
+        version = self.version
+        return KEPT_VERSIONS[version] if type(version) is int else str(version)
+
+    def rebuild(self, request_id: str, tenant: str) -> Decision:
+        """The decision as it was emitted for `request_id` (`tenant`: the contact's)."""
+        return Decision(
+            request_id, tenant, self.legal_entity, KEPT_CHANNELS[self.channel_code],
+            KEPT_OUTCOMES[self.outcome_code], KEPT_REASONS[self.reason_code_code],
+            KEPT_BASES[self.basis_code], self.rule_ids, self.evidence,
+            self.rulebook_version, self.as_of, self.decided_at, self.revokes,
+        )
+
+
+def keep(d: Decision) -> KeptDecision:
+    """What the state keeps of a final decision (see `KeptDecision`)."""
+    rules = _KEPT_RULES.get(d.rule_ids)
+    if rules is None:
+        rules = tuple(_RULE_CODE.get(r, r) for r in d.rule_ids)
+        _KEPT_RULES[d.rule_ids] = rules
+    return KeptDecision(
+        d.legal_entity, _CHANNEL_CODE[d.channel], _OUTCOME_CODE[d.decision],
+        _REASON_CODE[d.reason_code], _BASIS_CODE[d.legal_basis], rules, d.evidence,
+        d.as_of, d.decided_at, d.revokes, _VERSION_CODE.get(d.rulebook_version, d.rulebook_version),
+    )
+
+
+_KEPT_RULES: dict[tuple[str, ...], tuple[int | str, ...]] = {}
+
+
 # --- per-contact state -------------------------------------------------------------------
 
 
@@ -397,7 +505,7 @@ class ContactState(Struct, frozen=True, array_like=True, gc=False):
     this contact; `relay_kept` the entities whose relay flag survived `erasure_completed`.
     `facts_until` is an upper bound of the facts' `occurred_at` (UTC): a request at or
     after it sees every fact without filtering.
-    `decided` maps request_id to its final decision (one decision per request);
+    `decided` maps request_id to its final decision, as kept (one per request);
     `seen_event_ids` maps event_id to when and with what content it was seen. Both hold
     only what lies within the idempotency horizon (contract §8) of the contact's latest
     event.
@@ -412,7 +520,7 @@ class ContactState(Struct, frozen=True, array_like=True, gc=False):
     relay_kept: frozenset[str] = frozenset()
     facts_until: datetime | None = None
     seen_event_ids: Mapping[str, SeenEvent] = field(default_factory=dict)
-    decided: Mapping[str, Decision] = field(default_factory=dict)
+    decided: Mapping[str, KeptDecision] = field(default_factory=dict)
     open_approvals: tuple[OpenApproval, ...] = ()
 
     @staticmethod

@@ -23,12 +23,14 @@ from streams.core.model import (
     ConsentFact,
     ContactState,
     Decision,
+    KeptDecision,
     OpenApproval,
     OrderFact,
     SeenEvent,
     SendRequest,
     SuppressionFact,
     TouchpointFact,
+    keep,
 )
 from streams.core.parse import (
     event_to_dict,
@@ -202,7 +204,9 @@ def _decision_from_dict(data: Mapping[str, Any]) -> Decision:
 _DECISION_FIELDS = frozenset(f.name for f in struct_fields(Decision))
 
 
-def state_to_dict(state: ContactState) -> dict[str, Any]:
+def state_to_dict(state: ContactState, tenant: str = "t") -> dict[str, Any]:
+    """Format 1 (tests of the migration only): kept decisions are written whole, under
+    `tenant` (format 3 does not keep it; the contact key does)."""
     return {
         "format": STATE_FORMAT,
         "orders": [_fact_to_dict(f) for f in state.orders],
@@ -213,7 +217,9 @@ def state_to_dict(state: ContactState) -> dict[str, Any]:
         "relay_kept": sorted(state.relay_kept),
         "facts_until": None if state.facts_until is None else format_rfc3339(state.facts_until),
         "seen_event_ids": sorted(state.seen_event_ids),
-        "decided": {rid: _decision_to_dict(d) for rid, d in state.decided.items()},
+        "decided": {
+            rid: _decision_to_dict(d.rebuild(rid, tenant)) for rid, d in state.decided.items()
+        },
         "open_approvals": [
             {
                 "request": event_to_dict(a.request),
@@ -237,7 +243,7 @@ def _approval(data: Mapping[str, Any]) -> OpenApproval:
 
 
 def _migrated_seen(
-    data: Mapping[str, Any], facts_until: datetime | None, decided: Mapping[str, Decision]
+    data: Mapping[str, Any], facts_until: datetime | None, decided: Mapping[str, KeptDecision]
 ) -> dict[str, SeenEvent]:
     """Format 1 kept bare event ids: each is taken as seen at the latest instant the
     state knows (so it is kept a full horizon) with unknown content (a repeat is ignored,
@@ -258,7 +264,7 @@ def _migrated_seen(
 def state_from_dict(data: Mapping[str, Any]) -> ContactState:
     if data.get("format") != STATE_FORMAT:
         raise ValueError(f"unknown contact state format {data.get('format')!r}")
-    decided = {rid: _decision_from_dict(d) for rid, d in data["decided"].items()}
+    decided = {rid: keep(_decision_from_dict(d)) for rid, d in data["decided"].items()}
     approvals = tuple(_approval(a) for a in data["open_approvals"])
     facts_until = None if data["facts_until"] is None else _instant(data["facts_until"])
     seen = _migrated_seen(data, facts_until, decided)

@@ -30,7 +30,7 @@ from streams.core.engine import REDACTED, ContactState, StepResult, contact_poin
 from streams.core.enums import ContactType
 from streams.core.errors import ContractError, DecodeError, RejectedRecord, Rejection
 from streams.core.keys import input_key, normalised_contact_key
-from streams.core.model import ContactPoint, Decision, Event, Order, SendRequest
+from streams.core.model import ContactPoint, Decision, Event, Order, SendRequest, keep
 from streams.core.parse import parse_event
 from streams.core.policy import PolicyBook
 from streams.gate.dead_letter import dead_letter_record
@@ -410,8 +410,8 @@ def stamp_decided_at(result: StepResult, clock: Callable[[], datetime]) -> StepR
              for d in result.decisions]
     decided = dict(result.state.decided)
     for old, new in pairs:
-        if old is not new and decided.get(old.request_id) == old:
-            decided[old.request_id] = new
+        if old is not new and decided.get(old.request_id) == keep(old):
+            decided[old.request_id] = keep(new)
     return StepResult(msgspec.structs.replace(result.state, decided=decided),
                       tuple(new for _, new in pairs), result.duplicate, result.conflicting)
 

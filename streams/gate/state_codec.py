@@ -3,12 +3,13 @@
 `encode_state` / `decode_state` are the seam every state reader goes through (worker,
 view follower, `view rebuild`, DSR export, tests). A value is one format byte and msgpack
 of `[state, view hint]` (the core's Structs encode as arrays without their defaults, so
-the value holds no field names). Format 1, the JSON of the first workers, still loads:
-it starts with `{`.
+the value holds no field names). Older values still load: format 2 (msgpack with whole
+decisions, sessions 2-4) and format 1 (the JSON of the first workers; starts with `{`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import msgspec
@@ -16,6 +17,16 @@ import orjson
 
 from streams.core.engine import STATE_FORMAT, ContactState, load_state
 from streams.core.eventtime import parse_rfc3339
+from streams.core.model import (
+    ConsentFact,
+    Decision,
+    OpenApproval,
+    OrderFact,
+    SeenEvent,
+    SuppressionFact,
+    TouchpointFact,
+    keep,
+)
 
 _FORMAT_BYTE = bytes([STATE_FORMAT])
 _JSON_START = ord("{")
@@ -38,8 +49,41 @@ class _Stored(msgspec.Struct, frozen=True, array_like=True):
     view: ViewHint | None = None
 
 
+class _StateV2(msgspec.Struct, frozen=True, array_like=True):
+    """Format 2's state: today's fields, each decision whole (frozen: do not edit)."""
+
+    orders: tuple[OrderFact, ...] = ()
+    consents: tuple[ConsentFact, ...] = ()
+    suppressions: tuple[SuppressionFact, ...] = ()
+    touchpoints: tuple[TouchpointFact, ...] = ()
+    relay_entities: frozenset[str] = frozenset()
+    direct_entities: frozenset[str] = frozenset()
+    relay_kept: frozenset[str] = frozenset()
+    facts_until: datetime | None = None
+    seen_event_ids: Mapping[str, SeenEvent] = msgspec.field(default_factory=dict)
+    decided: Mapping[str, Decision] = msgspec.field(default_factory=dict)
+    open_approvals: tuple[OpenApproval, ...] = ()
+
+
+class _StoredV2(msgspec.Struct, frozen=True, array_like=True):
+    state: _StateV2
+    view: ViewHint | None = None
+
+
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_Stored)
+_DECODER_V2 = msgspec.msgpack.Decoder(_StoredV2)
+_FORMAT_2 = 2
+
+
+def _migrated_v2(old: _StateV2) -> ContactState:
+    """Format 2 → 3: each decision becomes what the state keeps of it (`keep`); the
+    rest is the same."""
+    return ContactState(
+        old.orders, old.consents, old.suppressions, old.touchpoints, old.relay_entities,
+        old.direct_entities, old.relay_kept, old.facts_until, old.seen_event_ids,
+        {rid: keep(d) for rid, d in old.decided.items()}, old.open_approvals,
+    )
 
 
 def encode_state(state: ContactState, hint: ViewHint | None = None) -> bytes:
@@ -55,6 +99,12 @@ def _decode(raw: bytes) -> _Stored:
             return _DECODER.decode(memoryview(raw)[1:])
         except msgspec.DecodeError as exc:
             raise ValueError(f"corrupt contact state: {exc}") from None
+    if raw[0] == _FORMAT_2:
+        try:
+            old = _DECODER_V2.decode(memoryview(raw)[1:])
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"corrupt contact state: {exc}") from None
+        return _Stored(_migrated_v2(old.state), old.view)
     if raw[0] == _JSON_START:
         data = orjson.loads(raw)
         return _Stored(load_state(data), _legacy_hint(data.get("view")))

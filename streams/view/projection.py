@@ -96,7 +96,7 @@ from streams.core.enums import (
     ContactType,
     UnsubscribeKind,
 )
-from streams.core.model import ContactState, Decision
+from streams.core.model import ContactState, Decision, KeptDecision
 from streams.core.policy import PolicyBook
 
 if TYPE_CHECKING:
@@ -175,23 +175,24 @@ def erased_at(state: ContactState) -> datetime | None:
 
 def last_decisions(
     state: ContactState, extra: Sequence[Decision] = (), after: datetime | None = None
-) -> dict[tuple[str, str], Decision]:
+) -> dict[tuple[str, str], tuple[str, Decision | KeptDecision]]:
     """The last decision per (entity, channel): latest `as_of`, later in the log on a tie.
 
     `extra` are decisions just emitted (they replace the state's entry for the same
-    request id). Decisions at or before `after` (an erasure, R-DSR-2) are left out.
+    request id). Decisions at or before `after` (an erasure, R-DSR-2) are left out. Each
+    comes with its request id.
     """
-    decided: dict[str, Decision] = dict(state.decided)
-    for d in extra:
-        decided[d.request_id] = d
-    last: dict[tuple[str, str], Decision] = {}
-    for d in decided.values():
+    decided: dict[str, Decision | KeptDecision] = dict(state.decided)
+    for new in extra:
+        decided[new.request_id] = new
+    last: dict[tuple[str, str], tuple[str, Decision | KeptDecision]] = {}
+    for rid, d in decided.items():
         if after is not None and d.as_of <= after:
             continue
         slot = (d.legal_entity, _text(d.channel))
         seen = last.get(slot)
-        if seen is None or d.as_of >= seen.as_of:
-            last[slot] = d
+        if seen is None or d.as_of >= seen[1].as_of:
+            last[slot] = (rid, d)
     return last
 
 
@@ -232,9 +233,9 @@ def _status_value(status: Mapping[str, Any]) -> str:
     return text
 
 
-def _decision_value(d: Decision) -> str:
+def _decision_value(request_id: str, d: Decision | KeptDecision) -> str:
     out: dict[str, Any] = {
-        "id": d.request_id,
+        "id": request_id,
         "d": _text(d.decision),
         "r": _text(d.reason_code),
         "at": _iso(d.as_of),
@@ -255,16 +256,6 @@ def state_event_time(state: ContactState) -> datetime | None:
     times += [t.occurred_at for t in state.touchpoints]
     times += [d.as_of for d in state.decided.values()]
     return max(times) if times else None
-
-
-def tenant_in_state(state: ContactState) -> str | None:
-    """The tenant, when the state tells it (its decisions carry it)."""
-    tenant = getattr(state, "tenant", None)
-    if isinstance(tenant, str) and tenant:
-        return tenant
-    for d in state.decided.values():
-        return d.tenant
-    return None
 
 
 def contact_type_of(state: ContactState) -> ContactType | None:
@@ -333,8 +324,8 @@ def project(
             own = _status_value(status_view(state, tenant or "", entity, channel, as_of, policy))
             if own != anyone:
                 fields[f"{entity}|{channel}"] = own
-    for (entity, channel_name), d in last.items():
-        fields[f"{entity}|{channel_name}{DECISION_SUFFIX}"] = _decision_value(d)
+    for (entity, channel_name), (rid, d) in last.items():
+        fields[f"{entity}|{channel_name}{DECISION_SUFFIX}"] = _decision_value(rid, d)
     return fields
 
 
@@ -791,11 +782,9 @@ class StatusView:
         return contact_key, state, await self.tenant_of(contact_key, state), at, None
 
     async def tenant_of(self, contact_key: str, state: ContactState) -> str | None:
-        """The tenant of a state read from the changelog: from the state, else from the
-        view already in Redis, else None (default policy)."""
-        tenant = tenant_in_state(state)
-        if tenant is not None:
-            return tenant
+        """The tenant of a state read from the changelog without a view hint (written
+        before hints, format 1): from the view already in Redis, else None (default
+        policy). Kept decisions (format 3) no longer carry it."""
         meta = _load(await self._writer.hget(self.key(contact_key), META_FIELD))
         value = meta.get("t") if meta else None
         return value if isinstance(value, str) and value else None

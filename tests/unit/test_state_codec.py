@@ -4,17 +4,33 @@ load (migration), and a corrupt stored state is refused."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
-from unit.view.viewkit import feed_file, scenario_files
+from unit.view.viewkit import feed_file, load, scenario_files
 
-from streams.core.engine import STATE_FORMAT, step
-from streams.core.enums import ContactType
-from streams.core.model import ContactPoint, ContactState
+from streams.core.engine import STATE_FORMAT, DecisionEngine, step
+from streams.core.enums import Channel, ContactType, LegalBasis, Outcome, Reason
+from streams.core.model import (
+    KEPT_BASES,
+    KEPT_CHANNELS,
+    KEPT_OUTCOMES,
+    KEPT_REASONS,
+    KEPT_RULE_IDS,
+    KEPT_VERSIONS,
+    RULEBOOK_VERSION,
+    ContactPoint,
+    ContactState,
+    Decision,
+    keep,
+)
 from streams.core.parse import parse_event
-from streams.core.policy import DEFAULT_POLICY
+from streams.core.policy import DEFAULT_POLICY, PolicyBook
 from streams.core.serial import state_to_dict
 from streams.gate.state_codec import ViewHint, decode_changelog_value, decode_state, encode_state
 
@@ -165,3 +181,131 @@ def test_seen_ids_and_decisions_stay_within_the_horizon() -> None:
         state = step(state, parse_event(request), DEFAULT_POLICY, point).state
     assert len(state.decided) == 30 and len(state.seen_event_ids) == 30
     assert min(state.decided) == "r-60"
+
+
+FORMAT_3_CODES = [
+    "email", "sms", "whatsapp", "social_dm", "push", "in_app", "phone_live", "phone_automated",
+    "fax", "post", "custom_audience", "lookalike_audience", "ALLOW_SERVICE_MESSAGE",
+    "ALLOW_CONSENT", "ALLOW_SOFT_OPT_IN", "ALLOW_DONOR_RELATION",
+    "ALLOW_RELAY_ORDER_EXECUTION", "ALLOW_B2B_PUBLISHED_ADDRESS", "ALLOW_B2B_NON_EEA",
+    "ALLOW_B2B_PHONE_OPT_OUT", "ALLOW_PHONE_CUSTOMER_RELATION", "ALLOW_POST_LEGIT_INTEREST",
+    "BLOCK_NO_LEGAL_BASIS", "BLOCK_OBJECTION", "BLOCK_LATE_OBJECTION",
+    "BLOCK_CONSENT_WITHDRAWN", "BLOCK_CONSENT_INVALID_MECHANISM", "BLOCK_CONSENT_SCOPE",
+    "BLOCK_CONSENT_UNPROVABLE", "BLOCK_CONSENT_EXPIRED", "BLOCK_CONSENT_BY_OTHER_PERSON",
+    "BLOCK_MINOR_NO_PARENTAL_CONSENT", "BLOCK_NOT_A_CUSTOMER", "BLOCK_NOT_SIMILAR",
+    "BLOCK_NO_OPTOUT_AT_COLLECTION", "BLOCK_CONTACT_NOT_FROM_SALE", "BLOCK_RELATION_EXPIRED",
+    "BLOCK_OTHER_LEGAL_ENTITY", "BLOCK_THIRD_PARTY_CONTENT", "BLOCK_THIRD_PARTY_LIST",
+    "BLOCK_MISSING_UNSUBSCRIBE", "BLOCK_MISSING_SENDER_IDENTITY", "BLOCK_SENDER_MISMATCH",
+    "BLOCK_RELAY_ADDRESS_NON_ORDER", "BLOCK_RELAY_REVIEW_REQUEST_SEPARATE",
+    "BLOCK_AUDIENCE_NO_SPECIFIC_CONSENT", "BLOCK_PHONE_NO_CONSENT",
+    "BLOCK_PHONE_CUSTOMER_EXCEPTION_ENDED", "BLOCK_PHONE_ANONYMOUS_CLI",
+    "BLOCK_CONTRACT_NEEDS_WRITTEN_CONFIRMATION", "BLOCK_POST_POSTFILTER", "BLOCK_ERASED",
+    "BLOCK_REPERMISSION_TO_SUPPRESSED", "BLOCK_PLATFORM_OPT_IN_MISSING",
+    "BLOCK_SERVICE_NO_ACTIVE_RELATIONSHIP", "TW117_CONSENT", "TW117_CUSTOMER",
+    "TW117_B2B_PUBLISHED", "TW117_B2B_NON_EEA", "TW117_TM_CONSENT", "TW117_TM_CUSTOMER",
+    "TW117_TM_LEGAL_ENTITY", "GDPR_6_1_A", "GDPR_6_1_B", "GDPR_6_1_C", "GDPR_6_1_F",
+    "MARKETPLACE_TERMS", "NONE",
+]
+"""Channels, reasons and legal bases in their format-3 code order (stored positions)."""
+
+
+def _format_2_fixture() -> list[dict[str, str]]:
+    path = Path(__file__).parent / "data" / "state_format2.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_format_2_states_still_load() -> None:
+    """Migration 2 → 3: values written by the format-2 worker (sessions 2-4; captured
+    with that code, every decision stamped `decided_at` = `as_of` + 1 s, every other one
+    with a view hint) load as the state today's engine folds from the same scenario
+    events, with the same stamps, and their decisions rebuild field for field."""
+    fixture = _format_2_fixture()
+    assert len(fixture) > 50
+    states: dict[tuple[str, int], tuple[ContactState, str, str]] = {}
+    for path in scenario_files():
+        for i, applied in enumerate(feed_file(path)):
+            states[path.name, i] = (applied.state, applied.tenant, applied.contact_type)
+    revoked = approvals = hinted = 0
+    for item in fixture:
+        raw = base64.b64decode(item["value"])
+        assert raw[0] == 2
+        state, tenant, _ = states[item["scenario"], int(item["apply"])]
+        stamped = {
+            rid: msgspec.structs.replace(d, decided_at=d.as_of + timedelta(seconds=1))
+            for rid, d in state.decided.items()
+        }
+        got, hint = decode_changelog_value(raw)
+        assert got == msgspec.structs.replace(state, decided=stamped)
+        assert encode_state(got)[0] == STATE_FORMAT
+        for rid, kept in got.decided.items():
+            again = kept.rebuild(rid, tenant)
+            assert again.request_id == rid and again.rulebook_version == RULEBOOK_VERSION
+            assert keep(again) == kept
+        revoked += any(d.revokes for d in got.decided.values())
+        approvals += bool(got.open_approvals)
+        hinted += hint is not None and hint.tenant == tenant
+    assert revoked and approvals and hinted
+
+
+def test_a_kept_decision_rebuilds_the_emitted_one() -> None:
+    """Issue 16 §3: what the state keeps of a decision gives it back field for field, and
+    takes well under half the bytes."""
+    seen = 0
+    for path in scenario_files():
+        engine = DecisionEngine(PolicyBook.default(), b"k")
+        for obj in load(path):
+            for d in engine.feed(parse_event(obj)):
+                d = msgspec.structs.replace(d, decided_at=d.as_of)
+                kept = keep(d)
+                assert kept.rebuild(d.request_id, d.tenant) == d
+                assert len(msgspec.msgpack.encode(kept)) * 2 < len(msgspec.msgpack.encode(d))
+                seen += 1
+    assert seen > 100
+
+
+def test_an_unknown_rule_id_or_version_is_kept_as_text() -> None:
+    d = Decision(
+        "r1", "shop", "Shop BV", Channel.SMS, Outcome.BLOCK, Reason.BLOCK_NO_LEGAL_BASIS,
+        LegalBasis.NONE, ("R-CONSENT-1", "R-NEW-9"), ("e1",), "contract-9/rules-1",
+        datetime(2026, 11, 27, 9, 30, 0, 123000, tzinfo=UTC),
+    )
+    kept = keep(d)
+    assert kept.rules == (KEPT_RULE_IDS.index("R-CONSENT-1"), "R-NEW-9")
+    assert kept.version == "contract-9/rules-1"
+    state = ContactState(decided={"r1": kept})
+    assert decode_state(encode_state(state)) == state
+    assert kept.rebuild("r1", "shop") == d
+
+
+def test_the_format_3_code_tables_only_grow_at_their_end() -> None:
+    """A stored decision holds positions in these tables: reordering one would change
+    every stored decision's meaning. Append new members; never insert or remove."""
+    assert KEPT_OUTCOMES[:2] == (Outcome.ALLOW, Outcome.BLOCK)
+    assert KEPT_VERSIONS[0] == "contract-1.4/rules-2"
+    assert KEPT_RULE_IDS[:3] == ("R-AUDIENCE-1", "R-AUDIENCE-2", "R-B2B-1")
+    assert KEPT_RULE_IDS[58] == "R-PLATFORM-1"
+    assert len(set(KEPT_RULE_IDS)) == len(KEPT_RULE_IDS)
+    assert len(KEPT_CHANNELS) >= 12 and len(KEPT_REASONS) >= 43 and len(KEPT_BASES) >= 13
+    assert [str(m) for m in KEPT_CHANNELS[:12]] == FORMAT_3_CODES[:12]
+    assert [str(m) for m in KEPT_REASONS[:43]] == FORMAT_3_CODES[12:55]
+    assert [str(m) for m in KEPT_BASES[:13]] == FORMAT_3_CODES[55:]
+
+
+def test_every_rule_id_a_rule_module_declares_has_a_code() -> None:
+    import importlib
+    import pkgutil
+
+    import streams.core.rules as rules
+
+    for info in pkgutil.iter_modules(rules.__path__):
+        module = importlib.import_module(f"streams.core.rules.{info.name}")
+        for rule_id in getattr(module, "RULE_IDS", ()):
+            assert rule_id in KEPT_RULE_IDS, (info.name, rule_id)
+
+
+def test_a_kept_decision_with_a_code_out_of_its_table_is_refused() -> None:
+    state = next(s for s in _states() if s.decided)
+    rid, kept = next(iter(state.decided.items()))
+    bad = ContactState(decided={rid: msgspec.structs.replace(kept, reason_code_code=250)})
+    with pytest.raises(ValueError, match="corrupt"):
+        decode_state(encode_state(bad))

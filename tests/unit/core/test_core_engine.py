@@ -244,7 +244,7 @@ def test_state_round_trips_through_the_stored_codec(scenario_dir: Path) -> None:
         list(decide_lines(path.read_text(encoding="utf-8").splitlines(), feed))
         for state in feed.states.values():
             assert decode_state(encode_state(state)) == state
-            assert json.loads(json.dumps(dump_state(state)))["format"] == 2
+            assert json.loads(json.dumps(dump_state(state)))["format"] == 3
 
 
 def test_replaced_order_is_forgotten_on_contacts_it_no_longer_lists() -> None:

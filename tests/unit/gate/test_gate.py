@@ -93,7 +93,8 @@ def test_a_repeated_request_re_emits_the_stored_decision_identically() -> None:
     (out,) = again.outputs
     stored = store.get(first_route.key)
     assert stored is not None
-    assert again.decisions[0] == stored.decided[request["request_id"]]
+    rid = request["request_id"]
+    assert again.decisions[0] == stored.decided[rid].rebuild(rid, request["tenant"])
     assert header(out.headers, "sg-request-id") == request["request_id"].encode()
 
 

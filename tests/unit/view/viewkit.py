@@ -17,7 +17,7 @@ import phonenumbers
 from streams.config import DEFAULT_SCENARIO_DIR
 from streams.core.engine import DecisionEngine, contact_points
 from streams.core.keys import contact_key
-from streams.core.model import ContactState, Decision
+from streams.core.model import ContactState, Decision, keep
 from streams.core.parse import parse_event
 from streams.core.policy import PolicyBook
 
@@ -60,7 +60,7 @@ def feed(engine: DecisionEngine, obj: dict[str, Any]) -> list[Applied]:
             continue
         # the engine returns the decisions of every contact point of the event; the
         # worker's gate step hands over only this contact's (those now in its state)
-        mine = tuple(d for d in decisions if state.decided.get(d.request_id) == d)
+        mine = tuple(d for d in decisions if state.decided.get(d.request_id) == keep(d))
         out.append(Applied(key, state, mine, event.tenant, event.occurred_at, str(point.type)))
     return out
 
