@@ -406,14 +406,20 @@ def stamp_decided_at(result: StepResult, clock: Callable[[], datetime]) -> StepR
     if not any(d.decided_at is None for d in result.decisions):
         return result
     now = clock()
-    pairs = [(d, msgspec.structs.replace(d, decided_at=now) if d.decided_at is None else d)
-             for d in result.decisions]
+    replace = msgspec.structs.replace
     decided = dict(result.state.decided)
-    for old, new in pairs:
-        if old is not new and decided.get(old.request_id) == keep(old):
-            decided[old.request_id] = keep(new)
-    return StepResult(msgspec.structs.replace(result.state, decided=decided),
-                      tuple(new for _, new in pairs), result.duplicate, result.conflicting)
+    stamped: list[Decision] = []
+    for d in result.decisions:
+        if d.decided_at is not None:
+            stamped.append(d)
+            continue
+        stamped.append(replace(d, decided_at=now))
+        kept = decided.get(d.request_id)
+        # the state keeps this very decision (not one re-emitted or superseded)
+        if kept is not None and kept.decided_at is None and kept == keep(d):
+            decided[d.request_id] = replace(kept, decided_at=now)
+    return StepResult(replace(result.state, decided=decided), tuple(stamped),
+                      result.duplicate, result.conflicting)
 
 
 def _decision_record(d: Decision) -> dict[str, Any]:
