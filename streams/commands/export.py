@@ -258,7 +258,8 @@ def build_report(
     seen: set[tuple[str, str, str, bool]] = set()
     if dumped is not None:
         for d in dumped.get("decided", {}).values():
-            entry = dict(d)
+            entry = {"request_id": d["request_id"], "tenant": tenant,
+                     **{k: v for k, v in d.items() if k != "request_id"}}
             entry["found_on"] = {"state": "final decision of the request"}
             decisions.append(entry)
             seen.add(_decision_key(entry))

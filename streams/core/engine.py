@@ -354,8 +354,11 @@ def _named(value: Any) -> Any:
 
 def dump_state(state: ContactState) -> dict[str, Any]:
     """JSON-able form of a contact state with field names (DSR export, leak checks); the
-    stored form is `streams.gate.state_codec`'s binary one."""
-    return {"format": STATE_FORMAT, **_named(state)}
+    stored form is `streams.gate.state_codec`'s binary one. A kept decision is written
+    out in the contract's words, with its request id (the tenant is the caller's)."""
+    named = _named(state)
+    named["decided"] = {rid: {"request_id": rid, **d} for rid, d in named["decided"].items()}
+    return {"format": STATE_FORMAT, **named}
 
 
 def load_state(data: Mapping[str, Any]) -> ContactState:

@@ -40,7 +40,7 @@ from unit.view.viewkit import (
 from streams.core.engine import DecisionEngine, status_view
 from streams.core.enums import CHANNELS_OF_CONTACT_TYPE, Channel, ContactType
 from streams.core.policy import PolicyBook
-from streams.gate.state_codec import encode_state
+from streams.gate.state_codec import ViewHint, encode_state
 from streams.view.http import make_status_app
 from streams.view.projection import META_KEY_SUFFIX, StatusView, project, state_event_time
 
@@ -406,8 +406,12 @@ def test_view_rebuild_from_the_changelog(
     tombstoned = sorted(latest)[:3]
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for a in applied:  # every intermediate state, as the table's changelog has them
+        # the worker writes its view hint beside a state; a state without one (format 1)
+        # tells no tenant (kept decisions do not carry it since format 3)
+        at = state_event_time(a.state)
+        hint = ViewHint(a.tenant, at) if a.state.decided and at is not None else None
         producer.produce(topic, key=a.key.encode(),
-                         value=encode_state(a.state),
+                         value=encode_state(a.state, hint),
                          partition=int(a.key[:8], 16) % 3)
     for key in tombstoned:
         producer.produce(topic, key=key.encode(), value=None, partition=int(key[:8], 16) % 3)
@@ -433,7 +437,7 @@ def test_view_rebuild_from_the_changelog(
             assert as_of is not None
             want = project(a.state, a.tenant, as_of, POLICIES)
             got = _hash(client, ns + key)
-            if not a.state.decided:  # no decision tells the tenant: default policy
+            if not a.state.decided:  # written without a hint: default policy
                 got_meta = json.loads(got.pop("_"))
                 want_meta = json.loads(want.pop("_"))
                 assert got_meta.get("at") == want_meta["at"]
