@@ -110,6 +110,11 @@ def publish_serially(bootstrap: str, prefix: str, events: Iterable[dict[str, Any
     return n
 
 
+INPUT_POSITIONS: dict[str, tuple[str, int, int, int]] = {}
+"""event_id -> (topic, partition, offset, append time ms) of the last `inputs_in_merge_order`
+read (diagnostics of a failed comparison)."""
+
+
 def inputs_in_merge_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str, Any]]:
     """Decoded records of the four input topics in the gate's merge order
     (`streams.ordering.merge_key`): the order the worker folds a contact's events in,
@@ -125,6 +130,8 @@ def inputs_in_merge_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str,
     consumer = Consumer({"bootstrap.servers": bootstrap,
                          "group.id": f"ref-{_time.time_ns()}", "enable.auto.commit": False})
     keyed: list[tuple[tuple[int, int, int, int, int], bytes]] = []
+    position: dict[bytes, tuple[str, int, int, int]] = {}
+    INPUT_POSITIONS.clear()
     rank = {prefix + spec.name: TOPIC_RANK[str(spec.event_type)] for spec in T.INPUT_SPECS}
     ends: dict[tuple[str, int], int] = {}
     for topic in rank:
@@ -143,6 +150,7 @@ def inputs_in_merge_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str,
             _, ts = m.timestamp()
             keyed.append((merge_key(ts, sequence_of(m.headers()), rank[topic], p, off),
                           m.value() or b""))
+            position[m.value() or b""] = (topic, p, off, ts)
             if off >= ends.get((topic, p), 0) - 1:
                 ends.pop((topic, p), None)
     assert not ends, f"input partitions not read to the end: {sorted(ends)[:5]}"
@@ -154,4 +162,6 @@ def inputs_in_merge_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str,
         except Exception:
             continue
         events.append(rec)
+        if isinstance(rec.get("event_id"), str):
+            INPUT_POSITIONS.setdefault(rec["event_id"], position[value])
     return events

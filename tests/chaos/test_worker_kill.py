@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from streamkit import (
+    INPUT_POSITIONS,
     codec,
     comparable,
     inputs_in_merge_order,
@@ -52,8 +53,30 @@ def assert_consistent(observed: Observed, requests: Iterable[str],
             for rid, ref in reference.items()
             if comparable(observed.final(rid) or {}) != comparable(ref)}
     assert not diff, (
-        f"{len(diff)} final decisions differ from the core, e.g. {next(iter(diff.items()))}"
+        f"{len(diff)} final decisions differ from the core, e.g. {next(iter(diff.items()))}; "
+        f"where (topic, partition, offset, append ms): {_where(observed, diff, reference)}"
     )
+
+
+def _where(observed: Observed, diff: dict[str, Any],
+           reference: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Diagnostics of differing requests: the request's and its reference evidence's input
+    positions, and the outputs the workers emitted (their partition, offset, timestamp)."""
+    by_request = {rid: eid for eid, rid in _REQUEST_EVENTS.items()}
+    out = []
+    for rid in sorted(diff)[:5]:
+        out.append({
+            "request": rid,
+            "input": INPUT_POSITIONS.get(by_request.get(rid, "")),
+            "evidence": {e: INPUT_POSITIONS.get(e) for e in reference[rid].get("evidence") or ()},
+            "emitted": [(e.topic, e.partition, e.offset, e.timestamp_ms)
+                        for e in observed.decisions.get(rid, [])],
+        })
+    return out
+
+
+_REQUEST_EVENTS: dict[str, str] = {}
+"""event_id -> request_id of the requests published by the test (diagnostics)."""
 
 
 class Feed(threading.Thread):
@@ -79,6 +102,8 @@ class Feed(threading.Thread):
 
 
 def _requests(events: list[dict[str, Any]]) -> set[str]:
+    _REQUEST_EVENTS.update(
+        {e["event_id"]: e["request_id"] for e in events if e["type"] == "send_request"})
     return {e["request_id"] for e in events if e["type"] == "send_request"}
 
 
