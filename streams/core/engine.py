@@ -32,7 +32,6 @@ from streams.core.model import (
     ContactState,
     Decision,
     Event,
-    KeptDecision,
     OpenApproval,
     Order,
     SeenEvent,
@@ -328,20 +327,6 @@ def release_due(
 
 
 def _named(value: Any) -> Any:
-    if isinstance(value, KeptDecision):
-        return {
-            "legal_entity": value.legal_entity,
-            "channel": str(value.channel),
-            "decision": str(value.decision),
-            "reason_code": str(value.reason_code),
-            "legal_basis": str(value.legal_basis),
-            "rule_ids": list(value.rule_ids),
-            "evidence": list(value.evidence),
-            "rulebook_version": value.rulebook_version,
-            "as_of": msgspec.to_builtins(value.as_of),
-            "decided_at": msgspec.to_builtins(value.decided_at),
-            "revokes": value.revokes,
-        }
     if isinstance(value, msgspec.Struct):
         return {f: _named(getattr(value, f)) for f in value.__struct_fields__}
     if isinstance(value, Mapping):
@@ -356,8 +341,11 @@ def dump_state(state: ContactState) -> dict[str, Any]:
     """JSON-able form of a contact state with field names (DSR export, leak checks); the
     stored form is `streams.gate.state_codec`'s binary one. A kept decision is written
     out in the contract's words, with its request id (the tenant is the caller's)."""
-    named = _named(state)
-    named["decided"] = {rid: {"request_id": rid, **d} for rid, d in named["decided"].items()}
+    named = _named(replace(state, decided={}))
+    named["decided"] = {
+        rid: {k: v for k, v in _named(kept.rebuild(rid, "")).items() if k != "tenant"}
+        for rid, kept in state.decided.items()
+    }
     return {"format": STATE_FORMAT, **named}
 
 

@@ -416,7 +416,7 @@ def stamp_decided_at(result: StepResult, clock: Callable[[], datetime]) -> StepR
         stamped.append(replace(d, decided_at=now))
         kept = decided.get(d.request_id)
         # the state keeps this very decision (not one re-emitted or superseded)
-        if kept is not None and kept.decided_at is None and kept == keep(d):
+        if kept is not None and kept == keep(d):
             decided[d.request_id] = replace(kept, decided_at=now)
     return StepResult(replace(result.state, decided=decided), tuple(stamped),
                       result.duplicate, result.conflicting)
