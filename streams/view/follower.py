@@ -38,20 +38,31 @@ def changelog_holds_states(config: Mapping[str, Any], topic: str, timeout: float
     Asked once when a view writer starts (issue 12 §3): only a writer that started on an
     empty (or not yet created) changelog may create the view marker without flagging the
     view stale. Kafka unreachable = "yes" (fail closed: a needless rebuild, never a view
-    silently missing states). `config`: `Settings.kafka.consumer(...)`-style client config.
+    silently missing states). A retriable error (a topic just created whose partitions have
+    no leader yet) is asked again until `timeout`. `config`: `Settings.kafka.consumer(...)`-
+    style client config.
     """
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     consumer = Consumer({**config, "enable.auto.commit": False})
+    deadline = time.monotonic() + timeout
     try:
         meta = consumer.list_topics(topic, timeout=timeout)
         tmeta = meta.topics.get(topic)
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             return False
         for partition in tmeta.partitions:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout
-            )
+            while True:
+                try:
+                    low, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition),
+                        timeout=max(0.1, deadline - time.monotonic()),
+                    )
+                    break
+                except KafkaException as exc:
+                    if not exc.args[0].retriable() or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.2)
             if high > low:
                 return True
         return False
