@@ -292,7 +292,7 @@ async def rebuild(args: argparse.Namespace, settings: Settings) -> dict[str, Any
                 live.add(ckey)
                 item = await view.item_from_changelog(ckey, state, hint, fixed_as_of)
                 if item is None:  # no event time in the state: evaluate now
-                    item = (ckey, state, await view.tenant_of(ckey, state),
+                    item = (ckey, state, await view.tenant_of(ckey),
                             datetime.now().astimezone(), None)
                 items.append(item)
             if not args.dry_run and items:

@@ -779,9 +779,9 @@ class StatusView:
         at = as_of or state_event_time(state)
         if at is None:
             return None
-        return contact_key, state, await self.tenant_of(contact_key, state), at, None
+        return contact_key, state, await self.tenant_of(contact_key), at, None
 
-    async def tenant_of(self, contact_key: str, state: ContactState) -> str | None:
+    async def tenant_of(self, contact_key: str) -> str | None:
         """The tenant of a state read from the changelog without a view hint (written
         before hints, format 1): from the view already in Redis, else None (default
         policy). Kept decisions (format 3) no longer carry it."""
