@@ -6,7 +6,11 @@ extra contacts of a record can be folded in-process at the record's place in the
 A partition whose buffer is empty but which is known to lag (its high watermark is past
 the next offset) holds the merge back for at most `max_idle_s` (Kafka Streams'
 `max.task.idle.ms`, KIP-353/695): on a backlog every partition's head is seen before a
-record is taken; a partition that stays behind longer no longer stops the others.
+record is taken; a partition that stays behind longer no longer stops the others. The time
+counts per partition, from when it fell behind (Kafka Streams' `idlePartitionDeadlines`):
+one shared timer, once run out, let every later lagging partition through unwaited — after
+a rebalance a survivor then drained its backlog in fetch order (the chaos flake of the
+fifth session).
 
 A partition that looks caught up may still be about to deliver an earlier record: the broker
 reads a fetch's partitions one after the other and the client enqueues them one by one, so
@@ -49,7 +53,7 @@ class Merge:
         self.parts: dict[TP, _Part] = {}
         self.heap: list[tuple[MergeKey, TP]] = []
         self.blocked: set[TP] = set()
-        self.idle_since: float | None = None
+        self.blocked_since: dict[TP, float] = {}  # monotonic time a partition fell behind
         self.buffered = 0
 
     def assign(self, tp: TP, next_offset: int) -> None:
@@ -57,12 +61,14 @@ class Merge:
         if tp[0] in self.waits_for and (old is None or old.buffer):
             self.empty_waiting += 1
         self.parts[tp] = _Part(next_offset=next_offset)
+        self.blocked.discard(tp)
+        self.blocked_since.pop(tp, None)
 
     def clear(self) -> None:
         self.parts.clear()
         self.heap.clear()
         self.blocked.clear()
-        self.idle_since = None
+        self.blocked_since.clear()
         self.buffered = 0
         self.empty_waiting = 0
 
@@ -81,7 +87,9 @@ class Merge:
                         rec.partition, rec.offset)
         if not part.buffer:
             heapq.heappush(self.heap, (key, tp))
-            self.blocked.discard(tp)
+            if tp in self.blocked:
+                self.blocked.discard(tp)
+                self.blocked_since.pop(tp, None)
             if tp[0] in self.waits_for:
                 self.empty_waiting -= 1
         part.buffer.append((key, rec))
@@ -96,11 +104,22 @@ class Merge:
         for tp, part in self.parts.items():
             if not part.buffer and tp[0] in self.waits_for and self._lags(tp, part, hw):
                 blocked.add(tp)
+        since = self.blocked_since
+        for tp in [tp for tp in since if tp not in blocked]:
+            del since[tp]
 
     @staticmethod
     def _lags(tp: TP, part: _Part, hw: Callable[[TP], int]) -> bool:
         high = hw(tp)
         return high < 0 or part.next_offset < 0 or high > part.next_offset
+
+    def _waiting(self, now: float) -> bool:
+        """Whether a lagging partition is still within its `max_idle_s`."""
+        since, limit, waiting = self.blocked_since, self.max_idle_s, False
+        for tp in self.blocked:
+            if now - since.setdefault(tp, now) < limit:
+                waiting = True
+        return waiting
 
     def grace_left_s(self, wall_ms: int) -> float:
         """Seconds until the head record's grace has passed (0: none to wait for)."""
@@ -117,13 +136,8 @@ class Merge:
         if (self.empty_waiting and wall_ms and self.grace_ms
                 and wall_ms - self.heap[0][0][0] < self.grace_ms):
             return None
-        if self.blocked:
-            if self.idle_since is None:
-                self.idle_since = now
-            if now - self.idle_since < self.max_idle_s:
-                return None
-        else:
-            self.idle_since = None
+        if self.blocked and self._waiting(now):
+            return None
         _, tp = heapq.heappop(self.heap)
         part = self.parts[tp]
         _, rec = part.buffer.popleft()

@@ -132,3 +132,43 @@ def drain_at(m: Merge, wall_ms: int) -> list[tuple[str, int]]:
     while (r := m.pop(0.0, wall_ms=wall_ms)) is not None:
         out.append((r.topic, r.offset))
     return out
+
+
+def test_a_partition_stuck_past_its_idle_time_does_not_free_the_others() -> None:
+    """orders:0 stays behind past its idle time, so the merge goes on without it; when
+    orders:1 falls behind later, its earlier record is still waited for. (With one shared
+    timer the survivor of a crash drained its backlog unwaited: the fifth session's chaos
+    flake, a request decided before its partition's order.)"""
+    highs = {("orders", 0): 1, ("orders", 1): 0, ("send-requests", 1): 1}
+    m = merge(highs, idle_s=1.0)
+    m.add(rec("send-requests", 1, 0, 10))
+    m.refresh_blocked()
+    assert m.pop(100.0) is None  # orders:0 lags
+    assert drain(m, 101.0) == [("send-requests", 0)]  # ... too long: go on without it
+    highs[("orders", 1)] = 1  # orders:1 got a record not fetched yet
+    highs[("send-requests", 1)] = 2
+    m.add(rec("send-requests", 1, 1, 30))
+    m.refresh_blocked()
+    assert m.pop(200.0) is None
+    assert m.pop(200.9) is None
+    m.add(rec("orders", 1, 0, 25))
+    assert drain(m, 201.0) == [("orders", 0), ("send-requests", 1)]
+
+
+def test_each_lagging_partition_has_its_own_idle_time() -> None:
+    highs = {("orders", 0): 1, ("orders", 1): 0, ("send-requests", 0): 1}
+    m = merge(highs, idle_s=1.0)
+    m.assign(("orders", 1), 0)
+    m.add(rec("send-requests", 0, 0, 10))
+    m.refresh_blocked()
+    assert m.pop(10.0) is None  # orders:0 lags since 10.0
+    m.add(rec("orders", 0, 0, 20))
+    highs[("orders", 1)] = 1  # orders:1 falls behind at 10.8
+    m.refresh_blocked()
+    assert m.pop(10.8) is None
+    assert m.pop(11.2) is None  # 1.2 s after orders:0 fell behind, 0.4 s after orders:1
+    m.add(rec("orders", 1, 0, 5))
+    out = []
+    while (r := m.pop(11.3)) is not None:
+        out.append((r.topic, r.partition, r.offset))
+    assert out == [("orders", 1, 0), ("send-requests", 0, 0), ("orders", 0, 0)]
