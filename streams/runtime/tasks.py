@@ -302,11 +302,18 @@ class TaskRuntime:
         return sum(len(store.dirty) for store in self.stores.values())
 
     def _high_watermark(self, tp: TP) -> int:
+        """The larger of librdkafka's cached high watermark and the one asked of the broker
+        at assignment. The cache is updated by fetch responses only, not by that query: a
+        partition this process owned before keeps its old value until its first fetch, so
+        a backlog looked caught up and the merge did not wait for it (the SIGKILL chaos
+        flake: a survivor folded a later order before an earlier request of the same
+        contact). A high watermark never goes back, so the larger is the fresher."""
         try:
             _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
         except KafkaException:
             high = -1
-        return int(high) if high is not None and high >= 0 else self.assigned_hw.get(tp, -1)
+        at_assign = self.assigned_hw.get(tp, -1)
+        return at_assign if high is None or high < at_assign else int(high)
 
     # -- one record --------------------------------------------------------------------
 
@@ -478,6 +485,9 @@ class TaskRuntime:
                 if self.stop_requested.is_set() and self.failure is not None:
                     break
         self._check()
+        if offsets and log.isEnabledFor(logging.DEBUG):
+            log.debug("commit: %s", " ".join(
+                f"{o.topic}:{o.partition}@{o.offset}" for o in offsets))
         if not self.cfg.exactly_once and offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -514,6 +524,8 @@ class TaskRuntime:
             start = tp.offset if tp.offset is not None and tp.offset >= 0 else low
             self.assigned_hw[key] = high
             self.merge.assign(key, start)
+            log.debug("assigned %s:%d from %d (committed %s, high %d)", tp.topic,
+                      tp.partition, start, tp.offset, high)
         consumer.assign(partitions)
         consumer.resume(partitions)  # a partition paused before a rebalance must not stay so
 

@@ -69,6 +69,8 @@ def _where(observed: Observed, diff: dict[str, Any],
             "request": rid,
             "input": INPUT_POSITIONS.get(by_request.get(rid, "")),
             "evidence": {e: INPUT_POSITIONS.get(e) for e in reference[rid].get("evidence") or ()},
+            "worker_evidence": {e: INPUT_POSITIONS.get(e)
+                                for e in (observed.final(rid) or {}).get("evidence") or ()},
             "emitted": [(e.topic, e.partition, e.offset, e.timestamp_ms)
                         for e in observed.decisions.get(rid, [])],
         })
@@ -114,8 +116,9 @@ def test_sigkill_one_of_two_workers_mid_stream(
     make_topics(kafka_bootstrap, prefix)
     c = codec()
     events = list(Workload(contacts=3000 * SCALE, tenants=3, run_id="kill").events(6000 * SCALE))
-    w1 = worker(kafka_bootstrap, prefix, tmp_path, "w1")
-    w2 = worker(kafka_bootstrap, prefix, tmp_path, "w2")
+    debug = {"SENDGATE_LOGLEVEL": "debug"}  # assignments and commits, for a failure's analysis
+    w1 = worker(kafka_bootstrap, prefix, tmp_path, "w1", env=debug)
+    w2 = worker(kafka_bootstrap, prefix, tmp_path, "w2", env=debug)
     reader = OutputReader(kafka_bootstrap, c, topic_prefix=prefix)
     with running([w1, w2], kafka_bootstrap, timeout=180):
         feed = Feed(Publisher(kafka_bootstrap, c, topic_prefix=prefix), events, rate=600)
