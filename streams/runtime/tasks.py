@@ -96,6 +96,10 @@ class RuntimeConfig:
     """Commit early once this many states are dirty: a decoded state is ~14 KB of Python
     objects, so at 6k events/s a full 1 s interval held ~90 MB until its commit."""
     buffer_max: int = 1000
+    rejoin_after_s: float = 60.0
+    """After partitions were lost (session timeout), subscribe again if no assignment came
+    within this time: once, after a broker restart, librdkafka 2.16 sent no JoinGroup in
+    5 minutes and the worker decided nothing (chaos test, sixth session)."""
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 5
     store: StoreOptions = field(default_factory=StoreOptions)
@@ -144,6 +148,7 @@ class TaskRuntime:
         self.records = 0
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
+        self._lost_at: float | None = None  # partitions lost, no assignment since
         self.consumer = Consumer(cfg.kafka.consumer(cfg.group_id, {
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -200,10 +205,7 @@ class TaskRuntime:
         self.ensure_changelogs()
         if self.cfg.exactly_once:
             self.producer.init_transactions(60)
-        self.consumer.subscribe(
-            [*self.inputs, self.internal],
-            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
-        )
+        self._subscribe()
         try:
             while not self.stop_requested.is_set():
                 self._check()
@@ -222,6 +224,8 @@ class TaskRuntime:
                     self.commit()
                 if self.on_lag is not None and now - self._last_lag >= 5.0:
                     self._report_lag()
+                if self._lost_at is not None:
+                    self._rejoin_if_stuck(now)
             self.commit()
         finally:
             try:
@@ -231,6 +235,25 @@ class TaskRuntime:
                     store.close()
                 self.stores.clear()
                 self.producer.flush(10)
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(
+            [*self.inputs, self.internal],
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+        )
+
+    def _rejoin_if_stuck(self, now: float) -> None:
+        """Subscribe again when lost partitions were not followed by an assignment (even
+        an empty one) within `rejoin_after_s`: the group has forgotten this member and
+        the client does not ask to join."""
+        assert self._lost_at is not None
+        if now - self._lost_at < self.cfg.rejoin_after_s:
+            return
+        log.warning("no assignment %.0fs after the partitions were lost: subscribing again",
+                    now - self._lost_at)
+        self._lost_at = now
+        self.consumer.unsubscribe()
+        self._subscribe()
 
     def _fetch(self, timeout_s: float) -> list[Message]:
         """What the fetch queue holds now, or the first record within `timeout_s`.
@@ -509,6 +532,7 @@ class TaskRuntime:
     # -- rebalance ---------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._lost_at = None
         tasks = sorted({tp.partition for tp in partitions})
         log.info("assigned tasks %s", tasks)
         started = time.monotonic()
@@ -539,6 +563,7 @@ class TaskRuntime:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %d partitions (session timed out); dropping their state",
                     len(partitions))
+        self._lost_at = time.monotonic()
         self.processed.clear()
         if self.cfg.exactly_once and self.in_txn:
             self.producer.abort_transaction(30)

@@ -1,4 +1,5 @@
-"""Issue 15 §4: a partition taken over with a backlog must look behind until it is fetched.
+"""Issue 15 §4/§9: guards of the runtime shell. A partition taken over with a backlog must
+look behind until it is fetched; a member the group forgot subscribes again.
 
 librdkafka's cached high watermark is updated by fetch responses only, so a partition this
 process owned before reports its old value after a new assignment (pinned against a real
@@ -40,3 +41,29 @@ def test_a_fetched_value_past_the_assignment_wins() -> None:
 def test_unknown_cache_falls_back_to_the_assignment_and_then_to_unknown() -> None:
     assert high(cached=-1001, at_assign=25) == 25
     assert high(cached=-1001, at_assign=None) == -1
+
+
+class GroupConsumer:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def unsubscribe(self) -> None:
+        self.calls.append("unsubscribe")
+
+    def subscribe(self, topics: list[str], **callbacks: object) -> None:
+        self.calls.append("subscribe")
+
+
+def stuck(lost_at: float, now: float) -> tuple[list[str], float]:
+    consumer = GroupConsumer()
+    runtime = SimpleNamespace(consumer=consumer, _lost_at=lost_at, inputs=("orders",),
+                              internal="contact-events", cfg=SimpleNamespace(rejoin_after_s=60.0),
+                              _on_assign=None, _on_revoke=None, _on_lost=None)
+    runtime._subscribe = lambda: TaskRuntime._subscribe(runtime)  # type: ignore[arg-type]
+    TaskRuntime._rejoin_if_stuck(runtime, now)  # type: ignore[arg-type]
+    return consumer.calls, runtime._lost_at
+
+
+def test_lost_partitions_without_an_assignment_for_a_minute_subscribe_again() -> None:
+    assert stuck(lost_at=100.0, now=130.0) == ([], 100.0)
+    assert stuck(lost_at=100.0, now=161.0) == (["unsubscribe", "subscribe"], 161.0)
