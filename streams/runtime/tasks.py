@@ -69,6 +69,7 @@ INDEX_SUFFIX: Final = "-order-index-changelog"
 PRODUCER_MAX_REQUEST = 6 * 1024 * 1024
 FETCH_BATCH = 1000
 RESTORE_BATCH = 10_000
+IDLE_FLUSH_S = 0.002
 LIVE_TICK_S = 0.005
 """Live records are taken in ticks: each wait for a grace also collects what arrives in
 the next 5 ms, so a turn of the loop handles a batch, not one record."""
@@ -273,14 +274,30 @@ class TaskRuntime:
         """
         consumer = self.consumer
         if collect:
-            return consumer.consume(FETCH_BATCH, timeout_s)
+            timeout_s -= self._flush_idle()
+            return consumer.consume(FETCH_BATCH, max(0.0, timeout_s))
         msgs = consumer.consume(FETCH_BATCH, 0)
         if msgs:
             return msgs
-        first = consumer.poll(timeout_s)
+        timeout_s -= self._flush_idle()
+        first = consumer.poll(max(0.0, timeout_s))
         if first is None:
             return []
         return [first, *consumer.consume(FETCH_BATCH - 1, 0)]
+
+    def _flush_idle(self) -> float:
+        """Send what was produced now, before the loop waits; the seconds it took.
+
+        `linger_ms` batches the producer's records for throughput, and a draining worker
+        never waits; a live one waits for every grace, so its decisions would leave up to
+        `linger_ms` later than they could. `flush` ignores the linger for what is queued
+        (librdkafka) and is bounded by `IDLE_FLUSH_S`: the records are sent now, not
+        waited for."""
+        if not len(self.producer):
+            return 0.0
+        started = time.monotonic()
+        self.producer.flush(IDLE_FLUSH_S)
+        return time.monotonic() - started
 
     def stop(self) -> None:
         self.stop_requested.set()
