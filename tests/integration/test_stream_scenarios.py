@@ -251,7 +251,8 @@ def test_full_speed_publishing_audits_clean(
                  "--json", str(out), "--no-progress", "--quiet", "--settle", "0"])
     import json
 
-    totals = json.loads(out.read_text())["totals"]
+    report = json.loads(out.read_text())
+    totals = report["totals"]
     assert totals["requests_audited"] == len(requests)
-    assert totals["agreeing"] == len(requests), totals
+    assert totals["agreeing"] == len(requests), (totals, report["findings"])
     assert code == 0
