@@ -175,7 +175,12 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
     def on_lag(topic: str, partition: int, behind: int) -> None:
         lag.labels(topic, str(partition)).set(behind)
 
-    runtime = TaskRuntime(gate, cfg, on_lag=on_lag)
+    late = telemetry.metrics.late
+
+    def on_late(topic: str) -> None:
+        late.labels(topic).inc()
+
+    runtime = TaskRuntime(gate, cfg, on_lag=on_lag, on_late=on_late)
     halt = stop or threading.Event()
     _on_signals(halt, runtime.stop)
     view_thread = None

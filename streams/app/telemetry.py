@@ -176,6 +176,11 @@ class Metrics:
             "sendgate_consumer_lag", "Records behind the log end", ["topic", "partition"],
             registry=r,
         )
+        self.late = Counter(
+            "sendgate_merge_late_records",
+            "Input records fetched after a record later in the merge order was folded",
+            ["topic"], registry=r,
+        )
 
 
 def _tracer_provider(exporter_name: str, service: str) -> TracerProvider | None:

@@ -17,8 +17,10 @@ reads a fetch's partitions one after the other and the client enqueues them one 
 record Y of one partition can be seen before record X appended just before it to another
 (the high watermark of X's partition did not include X yet). Hence the grace: while some
 waited-for partition has nothing buffered, a record is taken only once its append time lies
-`grace_ms` in the past (wall clock), i.e. after at least one more fetch cycle. Backlog
-records are older than that; live records wait `grace_ms` at most.
+`grace_ms` before the last time the fetch queue was seen empty, i.e. after at least one more
+fetch cycle. Not the clock at the time of the pop: during a long drain the clock runs on while
+X waits in the fetch queue, and Y was taken before it (the full-speed audit flake, CI of the
+sixth session). Backlog records are older than that; live records wait `grace_ms` at most.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams.gate.records import InRecord
-from streams.ordering import MergeKey, merge_key, sequence_of
+from streams.ordering import INTERNAL_RANK, MergeKey, merge_key, sequence_of
 
 TP = tuple[str, int]
 
@@ -55,12 +57,14 @@ class Merge:
         self.blocked: set[TP] = set()
         self.blocked_since: dict[TP, float] = {}  # monotonic time a partition fell behind
         self.buffered = 0
+        self.taken: dict[int, MergeKey] = {}  # per task: the key of the record taken last
 
     def assign(self, tp: TP, next_offset: int) -> None:
         old = self.parts.get(tp)
         if tp[0] in self.waits_for and (old is None or old.buffer):
             self.empty_waiting += 1
         self.parts[tp] = _Part(next_offset=next_offset)
+        self.taken.pop(tp[1], None)
         self.blocked.discard(tp)
         self.blocked_since.pop(tp, None)
 
@@ -69,6 +73,7 @@ class Merge:
         self.heap.clear()
         self.blocked.clear()
         self.blocked_since.clear()
+        self.taken.clear()
         self.buffered = 0
         self.empty_waiting = 0
 
@@ -76,15 +81,22 @@ class Merge:
         part = self.parts.get(tp)
         return 0 if part is None else len(part.buffer)
 
-    def add(self, rec: InRecord) -> None:
+    def add(self, rec: InRecord) -> int:
+        """Buffer a fetched record; how many ms its append time lies before the record
+        its task took last (0: in order). A late input record broke the task's order: it
+        came after its partition's idle time ran out, or after its grace (a stalled broker
+        or client). Forwards carry their origin's time, so they always look late."""
         tp = (rec.topic, rec.partition)
         part = self.parts.get(tp)
         if part is None:
-            return  # not (or no longer) ours
+            return 0  # not (or no longer) ours
         if rec.offset < part.next_offset:
-            return  # already buffered (a seek back)
+            return 0  # already buffered (a seek back)
         key = merge_key(rec.timestamp_ms, sequence_of(rec.headers), self.rank[rec.topic],
                         rec.partition, rec.offset)
+        taken = self.taken.get(tp[1])
+        late = (max(1, taken[0] - key[0]) if taken is not None and key < taken
+                and key[2] != INTERNAL_RANK else 0)
         if not part.buffer:
             heapq.heappush(self.heap, (key, tp))
             if tp in self.blocked:
@@ -95,6 +107,7 @@ class Merge:
         part.buffer.append((key, rec))
         part.next_offset = rec.offset + 1
         self.buffered += 1
+        return late
 
     def refresh_blocked(self) -> None:
         """Recompute the lagging empty partitions (after a fetch)."""
@@ -127,18 +140,20 @@ class Merge:
             return 0.0
         return max(0.0, (self.heap[0][0][0] + self.grace_ms - wall_ms) / 1000)
 
-    def pop(self, now: float, wall_ms: int = 0) -> InRecord | None:
+    def pop(self, now: float, wall_ms: int | None = None) -> InRecord | None:
         """The next record in merge order, or None (empty, waiting for a lagging partition,
         or for the grace of a live record). `now`: monotonic seconds; `wall_ms`: the wall
-        clock in ms, comparable with append times (0: no grace)."""
+        time in ms, comparable with append times, up to which every fetched record has been
+        added (None: no grace)."""
         if not self.heap:
             return None
-        if (self.empty_waiting and wall_ms and self.grace_ms
+        if (self.empty_waiting and wall_ms is not None and self.grace_ms
                 and wall_ms - self.heap[0][0][0] < self.grace_ms):
             return None
         if self.blocked and self._waiting(now):
             return None
-        _, tp = heapq.heappop(self.heap)
+        key, tp = heapq.heappop(self.heap)
+        self.taken[tp[1]] = key
         part = self.parts[tp]
         _, rec = part.buffer.popleft()
         self.buffered -= 1

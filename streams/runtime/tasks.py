@@ -120,10 +120,13 @@ class DeliveryFailed(RuntimeError):
 
 class TaskRuntime:
     def __init__(self, gate: Gate, cfg: RuntimeConfig,
-                 on_lag: Callable[[str, int, int], None] | None = None) -> None:
+                 on_lag: Callable[[str, int, int], None] | None = None,
+                 on_late: Callable[[str], None] | None = None) -> None:
         self.gate = gate
         self.cfg = cfg
         self.on_lag = on_lag
+        self.on_late = on_late
+        self.late_records = 0  # records that broke the merge order (see `Merge.add`)
         prefix = cfg.topic_prefix
         self.inputs = tuple(prefix + t for t in T.INPUT_TOPICS)
         self.internal = prefix + T.CONTACT_EVENTS
@@ -153,6 +156,7 @@ class TaskRuntime:
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
         self._lost_at: float | None = None  # partitions lost, no assignment since
+        self._drained_ms = 0  # wall time (ms) the fetch queue was last seen empty
         self.consumer = Consumer(cfg.kafka.consumer(cfg.group_id, {
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -275,15 +279,25 @@ class TaskRuntime:
         consumer = self.consumer
         if collect:
             timeout_s -= self._flush_idle()
-            return consumer.consume(FETCH_BATCH, max(0.0, timeout_s))
+            return self._drained(consumer.consume(FETCH_BATCH, max(0.0, timeout_s)),
+                                 FETCH_BATCH)
         msgs = consumer.consume(FETCH_BATCH, 0)
         if msgs:
-            return msgs
+            return self._drained(msgs, FETCH_BATCH)
         timeout_s -= self._flush_idle()
         first = consumer.poll(max(0.0, timeout_s))
         if first is None:
+            self._drained_ms = int(time.time() * 1000)
             return []
-        return [first, *consumer.consume(FETCH_BATCH - 1, 0)]
+        return [first, *self._drained(consumer.consume(FETCH_BATCH - 1, 0), FETCH_BATCH - 1)]
+
+    def _drained(self, msgs: list[Message], asked: int) -> list[Message]:
+        """Note when the fetch queue was last seen empty: a batch call that returned fewer
+        records than asked emptied it. The merge's grace counts from this time, not from
+        the clock during a drain (see `_drain`)."""
+        if len(msgs) < asked:
+            self._drained_ms = int(time.time() * 1000)
+        return msgs
 
     def _flush_idle(self) -> float:
         """Send what was produced now, before the loop waits; the seconds it took.
@@ -317,7 +331,13 @@ class TaskRuntime:
         topic, partition = cast(str, m.topic()), cast(int, m.partition())
         rec = InRecord(topic, partition, cast(int, m.offset()), int(ts) if ts_type else 0,
                        m.key(), m.value(), cast(Headers, m.headers() or []))
-        self.merge.add(rec)
+        late = self.merge.add(rec)
+        if late:
+            self.late_records += 1
+            log.warning("merge: %s[%d]@%d fetched after a record %d ms later was folded",
+                        topic, partition, rec.offset, late)
+            if self.on_late is not None:
+                self.on_late(topic)
         tp = (topic, partition)
         if self.merge.size(tp) >= self.cfg.buffer_max and tp not in self.paused:
             self.consumer.pause([TopicPartition(topic, partition)])
@@ -333,12 +353,15 @@ class TaskRuntime:
             self.paused.difference_update(ready)
 
     def _drain(self) -> None:
+        """Fold records in merge order until the merge holds or the commit is due. The
+        grace is judged against `_drained_ms`, fixed for the whole drain: records fetched
+        while it runs wait in the fetch queue, unseen by the merge."""
         merge, process = self.merge, self._process
         deadline = time.monotonic() + self.cfg.commit_interval_s
         n = 0
-        wall = time.time
+        drained_ms = self._drained_ms
         while True:
-            rec = merge.pop(time.monotonic(), int(wall() * 1000))
+            rec = merge.pop(time.monotonic(), drained_ms)
             if rec is None:
                 return
             process(rec)

@@ -254,5 +254,10 @@ def test_full_speed_publishing_audits_clean(
     report = json.loads(out.read_text())
     totals = report["totals"]
     assert totals["requests_audited"] == len(requests)
-    assert totals["agreeing"] == len(requests), (totals, report["findings"])
+    late = [line for line in (tmp_path / "w.log").read_text().splitlines()
+            if "fetched after a record" in line]
+    if totals["agreeing"] != len(requests):
+        print("findings:", json.dumps(report["findings"], indent=1))
+        print(f"{len(late)} records broke the worker's merge order:", *late[:20], sep="\n")
+    assert totals["agreeing"] == len(requests), totals
     assert code == 0

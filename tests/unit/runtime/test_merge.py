@@ -172,3 +172,19 @@ def test_each_lagging_partition_has_its_own_idle_time() -> None:
     while (r := m.pop(11.3)) is not None:
         out.append((r.topic, r.partition, r.offset))
     assert out == [("orders", 1, 0), ("send-requests", 0, 0), ("orders", 0, 0)]
+
+
+def test_a_record_fetched_after_a_later_one_of_its_task_was_taken_is_reported_late() -> None:
+    """The merge cannot undo a fold; it says when its order was broken (a partition past
+    its idle time, a stalled fetch), per task: another task's older backlog is in order."""
+    highs = {("orders", 0): 1, ("send-requests", 0): 1, ("orders", 1): 0}
+    m = merge(highs)
+    assert m.add(rec("send-requests", 0, 0, 1000)) == 0
+    assert m.add(rec("orders", 0, 0, 1000, seq=2)) == 0
+    m.refresh_blocked()
+    assert drain(m) == [("send-requests", 0), ("orders", 0)]
+    assert m.add(rec("orders", 1, 0, 400)) == 0  # task 1 took nothing yet
+    highs[("orders", 0)] = 2
+    assert m.add(rec("orders", 0, 1, 960)) == 40
+    m.assign(("orders", 0), 5)  # a new assignment starts the task's order afresh
+    assert m.add(rec("orders", 0, 5, 10)) == 0

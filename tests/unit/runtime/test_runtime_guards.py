@@ -11,7 +11,11 @@ from types import SimpleNamespace
 
 from confluent_kafka import TopicPartition
 
+from streams.gate.records import InRecord
+from streams.runtime.merge import Merge
 from streams.runtime.tasks import TaskRuntime
+
+RANK = {"orders": 0, "send-requests": 3}
 
 
 class StaleConsumer:
@@ -67,3 +71,47 @@ def stuck(lost_at: float, now: float) -> tuple[list[str], float]:
 def test_lost_partitions_without_an_assignment_for_a_minute_subscribe_again() -> None:
     assert stuck(lost_at=100.0, now=130.0) == ([], 100.0)
     assert stuck(lost_at=100.0, now=161.0) == (["unsubscribe", "subscribe"], 161.0)
+
+
+class QueueConsumer:
+    """A fetch queue that hands out at most `n` records per batch call."""
+
+    def __init__(self, queued: int) -> None:
+        self.queued = queued
+
+    def consume(self, n: int, timeout: float) -> list[object]:
+        taken = min(n, self.queued)
+        self.queued -= taken
+        return [object()] * taken
+
+
+def test_the_queue_counts_as_drained_only_when_a_batch_call_came_back_short() -> None:
+    runtime = SimpleNamespace(consumer=QueueConsumer(1500), _drained_ms=7,
+                              producer=[], _flush_idle=lambda: 0.0)
+    runtime._drained = lambda msgs, asked: TaskRuntime._drained(runtime, msgs, asked)  # type: ignore[arg-type]
+    assert len(TaskRuntime._fetch(runtime, 0.0)) == 1000  # type: ignore[arg-type]
+    assert runtime._drained_ms == 7  # more may wait in the queue
+    assert len(TaskRuntime._fetch(runtime, 0.0)) == 500  # type: ignore[arg-type]
+    assert runtime._drained_ms > 1_700_000_000_000
+
+
+def test_a_drain_judges_the_grace_by_the_last_empty_queue_not_by_the_clock() -> None:
+    """Y (append time 1000) is buffered; orders:0 looked caught up when the queue was last
+    seen empty (at 1005), and X, appended before Y, may wait in the fetch queue by now. The
+    clock is long past 1020, yet Y stays until a fetch has emptied the queue again (the full-
+    speed audit flake: a long drain took Y with X still in the queue)."""
+    highs = {("orders", 0): 0, ("send-requests", 0): 1}
+    merge = Merge(RANK, 5.0, lambda tp: highs.get(tp, -1),
+                  frozenset({"orders", "send-requests"}), 20)
+    for tp in highs:
+        merge.assign(tp, 0)
+    merge.add(InRecord("send-requests", 0, 0, 1000, b"k", b"v", []))
+    merge.refresh_blocked()
+    folded: list[InRecord] = []
+    runtime = SimpleNamespace(merge=merge, _process=folded.append, _drained_ms=1005,
+                              cfg=SimpleNamespace(commit_interval_s=1.0))
+    TaskRuntime._drain(runtime)  # type: ignore[arg-type]
+    assert folded == []
+    runtime._drained_ms = 1020
+    TaskRuntime._drain(runtime)  # type: ignore[arg-type]
+    assert [r.offset for r in folded] == [0]
