@@ -44,6 +44,7 @@ from streams.core.model import Order
 from streams.gate.gate import Admitted, Folded, Gate, Rejected
 from streams.gate.records import Headers, InRecord, OutRecord, header
 from streams.kafka_config import KafkaClientConfig
+from streams.kafka_watermarks import watermarks
 from streams.ordering import INTERNAL_RANK, TOPIC_RANK
 from streams.runtime.merge import TP, Merge
 from streams.runtime.store import (
@@ -736,24 +737,6 @@ class TaskRuntime:
             high = self._high_watermark((topic, p))
             if high >= 0 and part.next_offset >= 0:
                 self.on_lag(topic, p, max(0, high - part.next_offset + len(part.buffer)))
-
-
-def watermarks(client: Consumer, topic: str, partition: int,
-               patience_s: float = 60.0) -> tuple[int, int]:
-    """(low, high) from the broker, retried while the partition has no leader yet (a topic
-    just created, a broker restarting)."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            low, high = client.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=10, cached=False)
-            return int(low), int(high)
-        except KafkaException as exc:
-            if time.monotonic() > deadline or exc.args[0].fatal():
-                raise
-            log.info("watermarks of %s:%d not available yet (%s)", topic, partition,
-                     exc.args[0].str())
-            time.sleep(0.5)
 
 
 def _stable_id(path: Path) -> str:

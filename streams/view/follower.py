@@ -42,7 +42,9 @@ def changelog_holds_states(config: Mapping[str, Any], topic: str, timeout: float
     no leader yet) is asked again until `timeout`. `config`: `Settings.kafka.consumer(...)`-
     style client config.
     """
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException
+
+    from streams.kafka_watermarks import watermarks
 
     consumer = Consumer({**config, "enable.auto.commit": False})
     deadline = time.monotonic() + timeout
@@ -52,17 +54,9 @@ def changelog_holds_states(config: Mapping[str, Any], topic: str, timeout: float
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             return False
         for partition in tmeta.partitions:
-            while True:
-                try:
-                    low, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition),
-                        timeout=max(0.1, deadline - time.monotonic()),
-                    )
-                    break
-                except KafkaException as exc:
-                    if not exc.args[0].retriable() or time.monotonic() >= deadline:
-                        raise
-                    time.sleep(0.2)
+            low, high = watermarks(consumer, topic, partition,
+                                   patience_s=deadline - time.monotonic(),
+                                   retry=KafkaError.retriable, pause_s=0.2)
             if high > low:
                 return True
         return False
