@@ -134,6 +134,10 @@ class Merge:
                 waiting = True
         return waiting
 
+    def held(self, now: float) -> bool:
+        """Whether a lagging partition holds the merge (its records are being fetched)."""
+        return bool(self.blocked) and self._waiting(now)
+
     def grace_left_s(self, wall_ms: int) -> float:
         """Seconds until the head record's grace has passed (0: none to wait for)."""
         if not self.heap or not self.grace_ms or not self.empty_waiting:
@@ -150,7 +154,7 @@ class Merge:
         if (self.empty_waiting and wall_ms is not None and self.grace_ms
                 and wall_ms - self.heap[0][0][0] < self.grace_ms):
             return None
-        if self.blocked and self._waiting(now):
+        if self.held(now):
             return None
         key, tp = heapq.heappop(self.heap)
         self.taken[tp[1]] = key

@@ -221,8 +221,13 @@ class TaskRuntime:
                 wait, collect = 0.2, False
                 if self.merge.buffered:
                     grace = self.merge.grace_left_s(int(time.time() * 1000))
-                    wait, collect = (min(0.05, grace + LIVE_TICK_S), True) if grace else (
-                        0.05, False)
+                    if grace:
+                        wait, collect = min(0.05, grace + LIVE_TICK_S), True
+                    else:
+                        # held by a lagging partition: wait for its records; else (a
+                        # drain cut short by the commit, a grace passed since the last
+                        # fetch) the merge can go on as soon as the queue is looked at
+                        wait = 0.05 if self.merge.held(time.monotonic()) else 0.0
                 for m in self._fetch(wait, collect):
                     self._buffer(m)
                 self.merge.refresh_blocked()
