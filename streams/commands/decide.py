@@ -28,12 +28,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from datetime import UTC, datetime
 
-    import msgspec
-
     from streams.config import MissingSecret, hmac_key, policy_file
     from streams.core.engine import DecisionEngine
     from streams.core.jsonl import LineRejection, decide_lines
-    from streams.core.parse import decision_to_dict
+    from streams.core.parse import decision_json
     from streams.core.policy import PolicyBook, PolicyError
     from streams.policies import load_policy_book
 
@@ -53,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     # the collector keeps rescanning them (about half the run time on large files).
     gc.set_threshold(100_000, 50, 100)
     engine = DecisionEngine(policies, secret)
-    encode = msgspec.json.Encoder().encode
     rejected = 0
     streaming = args.file == "-"
     try:
@@ -68,9 +65,7 @@ def run(args: argparse.Namespace) -> int:
                     rejected += 1
                     print(item.describe(), file=sys.stderr)
                     continue
-                out = decision_to_dict(item)
-                out["decided_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-                sys.stdout.write(encode(out).decode() + "\n")
+                sys.stdout.write(decision_json(item, datetime.now(UTC)).decode() + "\n")
                 if streaming:
                     sys.stdout.flush()
         sys.stdout.flush()

@@ -128,15 +128,29 @@ def event_digest(event: Event, points: tuple[ContactPoint, ...] | None = None) -
     `conflicting_duplicate`): contacts normalised, instants compared as instants (the
     msgpack timestamp carries no offset; the type is the Struct tag). 32 bits: it only
     tells apart two events that already share an event id. Never 0 (0 = unknown).
-    `points` are the event's `contact_points`, when known: a signup or request whose
-    contact is already normalised is digested as it is."""
-    plain = (
-        points is not None
-        and len(points) == 1
-        and isinstance(event, Signup | SendRequest)
-        and points[0] is event.contact
-    )
+    `points` are the event's `contact_points`, when known: an event whose contacts are
+    all normalised already (each point is its contact itself) is digested as it is."""
+    plain = points is not None and _as_written(event, points)
     return zlib.crc32(_DIGEST_ENCODER.encode(event if plain else _normalised(event))) or 1
+
+
+def _as_written(event: Event, points: tuple[ContactPoint, ...]) -> bool:
+    """Whether `_normalised(event)` is `event` itself, told from its `contact_points`
+    (`normalise` hands back the point itself only when it is normalised; a point listed
+    twice shortens the tuple, and the event then takes `_normalised`)."""
+    if isinstance(event, Order):
+        contacts = event.contacts
+        return len(points) == len(contacts) and all(
+            p is f.contact for p, f in zip(points, contacts, strict=True)
+        )
+    if isinstance(event, Unsubscribe):
+        linked = event.linked_contacts
+        return (
+            len(points) == 1 + len(linked)
+            and points[0] is event.contact
+            and all(p is c for p, c in zip(points[1:], linked, strict=True))
+        )
+    return len(points) == 1 and points[0] is event.contact
 
 
 _REDACTED_POINTS = {kind: ContactPoint(kind, REDACTED) for kind in ContactType}
@@ -382,6 +396,7 @@ class DecisionEngine:
         self._points: dict[tuple[str, str, str], tuple[ContactPoint | None, str]] = {}
         self._policies: dict[str, Policy] = {}
         self._order_keys: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._encoded = bytearray(1024)
 
     def feed(self, event: Event) -> list[Decision]:
         """Fold or decide one event; returns the new decisions (revocations included).
@@ -405,16 +420,14 @@ class DecisionEngine:
             known, key = hit
             point = contact if known is None else known
             before = self.states.get(key, EMPTY_STATE)
-            digest = zlib.crc32(
-                _DIGEST_ENCODER.encode(event if known is None else _normalised(event))
-            )
-            result = _step(before, event, policy, point, digest or 1)
+            digest = self._digest(event if known is None else _normalised(event))
+            result = _step(before, event, policy, point, digest)
             if result.conflicting:
                 raise ConflictingDuplicate(event.event_id)
             self.states[key] = result.state
             return list(result.decisions)
         points = contact_points(event)
-        digest = event_digest(event, points)
+        digest = self._digest(event if _as_written(event, points) else _normalised(event))
         if len(points) == 1:
             key = self._key(tenant, points[0])
             before = self.states.get(key, EMPTY_STATE)
@@ -444,6 +457,12 @@ class DecisionEngine:
         if fresh and isinstance(event, Order):
             self._forget_unlisted(event, keys)
         return decisions
+
+    def _digest(self, event: Event) -> int:
+        """`event_digest` of an event whose contacts are normalised, encoded into the
+        engine's own buffer: `encode` grows a fresh one from 32 bytes for each event."""
+        _DIGEST_ENCODER.encode_into(event, self._encoded)
+        return zlib.crc32(self._encoded) or 1
 
     def _point(self, tenant: str, contact: ContactPoint) -> tuple[ContactPoint | None, str]:
         """Memoised by the point as written: its normalised form (None when that is the

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
@@ -208,12 +208,16 @@ _EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
+_EVERY_CHANNEL = tuple(Channel)
+"""`list(Channel)` asks the enum class for its length and members in Python, per event."""
+
+
 def _channels(value: Any) -> Any:
     """`["all"]` is every channel (contract §4); "all" must stand alone."""
     if isinstance(value, list | tuple) and "all" in value:
         if list(value) != ["all"]:
             raise ContractError(Rejection.INVALID_VALUE, '"all" must stand alone', "channels")
-        return list(Channel)
+        return list(_EVERY_CHANNEL)
     return value
 
 
@@ -517,6 +521,64 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
         "decided_at": _ts(decision.decided_at),
         "revokes": decision.revokes,
     }
+
+
+class _DecisionLine(msgspec.Struct, gc=False):
+    """`decision_to_dict`'s object, encoded straight from a Struct: enums are written by
+    value and instants by msgspec, which writes what `format_rfc3339` / `isoformat` do
+    for the values `_exact_instant` lets through."""
+
+    request_id: str
+    tenant: str
+    legal_entity: str
+    channel: Channel
+    decision: Outcome
+    reason_code: Reason
+    legal_basis: LegalBasis
+    rule_ids: tuple[str, ...]
+    evidence: tuple[str, ...]
+    rulebook_version: str
+    as_of: datetime | str
+    decided_at: datetime
+    revokes: bool
+
+
+_LINE_ENCODER = msgspec.json.Encoder()
+_MINUTE = timedelta(minutes=1)
+_ZERO = timedelta(0)
+
+
+def _exact_instant(value: datetime) -> datetime | str:
+    """The instant itself where msgspec writes it as `format_rfc3339` does (no fraction,
+    an offset of whole minutes), else `format_rfc3339`'s text."""
+    if value.microsecond == 0:
+        offset = value.utcoffset()
+        if offset is not None and offset % _MINUTE == _ZERO:
+            return value
+    return format_rfc3339(value)
+
+
+def decision_json(decision: Decision, decided_at: datetime) -> bytes:
+    """The JSON of `decision_to_dict(decision)` with `decided_at` replaced by the shell's
+    stamp, written as `datetime.isoformat` with "Z" writes a UTC instant (`sendgate
+    decide`'s output line; built without the dict, the `str` calls and the formatting)."""
+    return _LINE_ENCODER.encode(
+        _DecisionLine(
+            decision.request_id,
+            decision.tenant,
+            decision.legal_entity,
+            decision.channel,
+            decision.decision,
+            decision.reason_code,
+            decision.legal_basis,
+            decision.rule_ids,
+            decision.evidence,
+            decision.rulebook_version,
+            _exact_instant(decision.as_of),
+            decided_at,
+            decision.revokes,
+        )
+    )
 
 
 class _DecisionShape(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
