@@ -121,6 +121,9 @@ class TaskStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = Rdict(str(path), _options(memory or RocksMemory(opts)))
         self.dirty: dict[bytes, tuple[ContactState, ViewHint]] = {}
+        self.encoded: dict[bytes, tuple[tuple[ContactState, ViewHint], bytes]] = {}
+        self.unencoded: dict[bytes, None] = {}  # dirty keys not encoded since their put
+        self.encoded_ahead_used = 0  # of the last `take_dirty`
         self.cache = cache if cache is not None else StateCache(opts.cache_states)
         self.dirty_index: dict[bytes, bytes] = {}
 
@@ -143,6 +146,7 @@ class TaskStore:
 
     def put(self, key: bytes, state: ContactState, hint: ViewHint) -> None:
         self.dirty[key] = (state, hint)
+        self.unencoded[key] = None
 
     # -- order index (contract §2: a later version replaces the earlier as a whole) ----
 
@@ -164,13 +168,40 @@ class TaskStore:
 
     # -- commit cycle ------------------------------------------------------------------
 
+    def encode_ahead(self, n: int) -> int:
+        """Encode up to `n` dirty states now, while the loop waits anyway (a live merge's
+        grace), so the commit does not encode them in one burst that every record arriving
+        meanwhile waits for (p99 latency). A state put again later is encoded again."""
+        todo, dirty, encoded = self.unencoded, self.dirty, self.encoded
+        done = 0
+        while todo and done < n:
+            key, _ = todo.popitem()
+            entry = dirty[key]
+            encoded[key] = (entry, encode_state(*entry))
+            done += 1
+        return done
+
     def take_dirty(self) -> list[tuple[bytes, bytes]]:
-        """Encoded dirty states (changelog records); the decoded ones move to the cache."""
-        out = [(k, encode_state(s, h)) for k, (s, h) in self.dirty.items()]
+        """Encoded dirty states (changelog records); the decoded ones move to the cache.
+        An encoding made ahead is used if its entry is still the dirty one (identity: the
+        states are immutable and every put makes a new entry)."""
+        encoded = self.encoded
+        out = []
+        used = 0
+        for k, entry in self.dirty.items():
+            ahead = encoded.get(k)
+            if ahead is not None and ahead[0] is entry:
+                out.append((k, ahead[1]))
+                used += 1
+            else:
+                out.append((k, encode_state(*entry)))
+        self.encoded_ahead_used = used
         put = self.cache.put
         for k, (s, _) in self.dirty.items():
             put(k, s)
         self.dirty.clear()
+        encoded.clear()
+        self.unencoded.clear()
         return out
 
     def write(self, records: list[tuple[bytes, bytes | None]], changelog_next: int | None,
@@ -201,6 +232,8 @@ class TaskStore:
 
     def close(self) -> None:
         self.dirty.clear()
+        self.encoded.clear()
+        self.unencoded.clear()
         self.dirty_index.clear()
         self.cache.clear()
         self.db.close()

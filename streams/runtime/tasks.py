@@ -71,6 +71,8 @@ PRODUCER_MAX_REQUEST = 6 * 1024 * 1024
 FETCH_BATCH = 1000
 RESTORE_BATCH = 10_000
 IDLE_FLUSH_S = 0.002
+ENCODE_AHEAD_MIN_S = 0.001
+ENCODE_AHEAD_CHUNK = 16
 LIVE_TICK_S = 0.005
 """Live records are taken in ticks: each wait for a grace also collects what arrives in
 the next 5 ms, so a turn of the loop handles a batch, not one record."""
@@ -171,6 +173,7 @@ class TaskRuntime:
             "fetch.wait.max.ms": cfg.fetch_max_wait_ms,
             "queued.max.messages.kbytes": 32768,
             "enable.partition.eof": False,
+            "on_commit": self._offsets_committed,
         }))
         extra: dict[str, object] = {
             "linger.ms": cfg.linger_ms,
@@ -241,7 +244,7 @@ class TaskRuntime:
                     self._report_lag()
                 if self._lost_at is not None:
                     self._rejoin_if_stuck(now)
-            self.commit()
+            self.commit(final=True)
         finally:
             try:
                 self.consumer.close()  # revokes: runs the commit cycle once more
@@ -285,6 +288,7 @@ class TaskRuntime:
         consumer = self.consumer
         if collect:
             timeout_s -= self._flush_idle()
+            timeout_s -= self._encode_ahead(timeout_s / 2)
             return self._drained(consumer.consume(FETCH_BATCH, max(0.0, timeout_s)),
                                  FETCH_BATCH)
         msgs = consumer.consume(FETCH_BATCH, 0)
@@ -304,6 +308,20 @@ class TaskRuntime:
         if len(msgs) < asked:
             self._drained_ms = int(time.time() * 1000)
         return msgs
+
+    def _encode_ahead(self, budget_s: float) -> float:
+        """Encode dirty states for the next commit within `budget_s` (see
+        `TaskStore.encode_ahead`); the seconds it took."""
+        if budget_s < ENCODE_AHEAD_MIN_S:
+            return 0.0
+        clock = time.monotonic
+        started = clock()
+        for store in self.stores.values():
+            while store.unencoded:
+                store.encode_ahead(ENCODE_AHEAD_CHUNK)
+                if clock() - started >= budget_s:
+                    return clock() - started
+        return clock() - started
 
     def _flush_idle(self) -> float:
         """Send what was produced now, before the loop waits; the seconds it took.
@@ -527,14 +545,23 @@ class TaskRuntime:
 
     # -- commit cycle ------------------------------------------------------------------
 
-    def commit(self) -> None:
-        self._last_commit = time.monotonic()
+    def commit(self, final: bool = False) -> None:
+        """One commit cycle in Kafka Streams' order: produce the dirty states, flush, commit
+        the offsets, write the local store. The periodic commit sends the offsets without
+        waiting for the coordinator's answer (the store is written as soon as the records
+        are flushed either way, and a commit that fails only means the records are read
+        again: folds are idempotent and a repeated request re-emits its stored decision);
+        a `final` one, on revocation or at the end, waits for it."""
+        self._last_commit = started = time.monotonic()
         pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
         records: list[tuple[bytes, bytes]]
+        states = ahead = 0
         for p, store in self.stores.items():
             records = store.take_dirty()
             if not records:
                 continue
+            states += len(records)
+            ahead += store.encoded_ahead_used
             self._begin()
             for key, value in records:
                 self._produce_to(self.changelog, key, value, p, self._changelog_delivered)
@@ -549,6 +576,7 @@ class TaskRuntime:
                 self._produce_to(self.index_topic, key, value, p, self._index_delivered)
             pending_index[p] = [(k, v) for k, v in entries]
         offsets = [TopicPartition(t, p, off) for (t, p), off in self.processed.items()]
+        produced = time.monotonic()
         if self.cfg.exactly_once:
             if offsets:
                 self._begin()  # records that produced nothing still move the offsets
@@ -565,17 +593,22 @@ class TaskRuntime:
                 if self.stop_requested.is_set() and self.failure is not None:
                     break
         self._check()
+        flushed = time.monotonic()
         if offsets and log.isEnabledFor(logging.DEBUG):
             log.debug("commit: %s", " ".join(
                 f"{o.topic}:{o.partition}@{o.offset}" for o in offsets))
         if not self.cfg.exactly_once and offsets:
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                if final:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
+                else:
+                    self.consumer.commit(offsets=offsets, asynchronous=True)
             except KafkaException as exc:
                 # a rebalance or an outage: the records are read again, folds are
                 # idempotent and a repeated request re-emits its stored decision
                 log.warning("commit of offsets failed: %s", exc.args[0])
         self.processed.clear()
+        committed = time.monotonic()
         for p, written in pending.items():
             task = self.stores.get(p)
             if task is not None:
@@ -585,8 +618,19 @@ class TaskRuntime:
             if task is not None:
                 task.write(written, self.index_next.get(p), meta=META_INDEX_NEXT,
                            prefix=INDEX_PREFIX)
+        if states and log.isEnabledFor(logging.DEBUG):
+            ms = [(b - a) * 1000 for a, b in zip(
+                (started, produced, flushed, committed),
+                (produced, flushed, committed, time.monotonic()), strict=True)]
+            log.debug("commit: %d states (%d encoded ahead): produce %.1f ms, flush %.1f "
+                      "ms, offsets %.1f ms, store %.1f ms", states, ahead, *ms)
 
     # -- rebalance ---------------------------------------------------------------------
+
+    @staticmethod
+    def _offsets_committed(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if err is not None:
+            log.warning("commit of offsets failed: %s (the records are read again)", err)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._lost_at = None
@@ -613,7 +657,7 @@ class TaskRuntime:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("revoking %d partitions", len(partitions))
         try:
-            self.commit()
+            self.commit(final=True)
         finally:
             self._drop_tasks()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from streams.core.engine import ContactState
 from streams.core.model import SeenEvent
 from streams.gate.state_codec import ViewHint, decode_state
@@ -50,4 +52,34 @@ def test_the_order_index_round_trips(tmp_path: Path) -> None:
     assert store.order_contacts(b"3:shop|o-1") == [("abc", 4, "email"), ("def", 7, "phone")]
     (entry,) = store.take_dirty_index()
     assert entry[0] == b"3:shop|o-1"
+    store.close()
+
+
+def test_states_encoded_ahead_are_used_unless_put_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding while the loop idles spares the commit's burst; a state changed after its
+    encoding is encoded again at the commit, never taken stale."""
+    import streams.runtime.store as store_module
+
+    calls: list[bytes] = []
+    real = store_module.encode_state
+
+    def counting(state: ContactState, hint: ViewHint) -> bytes:
+        calls.append(b"")
+        return real(state, hint)
+
+    monkeypatch.setattr(store_module, "encode_state", counting)
+    store = TaskStore(tmp_path / "task-1", 1, StoreOptions())
+    store.put(b"k1", _state("e1"), HINT)
+    store.put(b"k2", _state("e2"), HINT)
+    assert store.encode_ahead(10) == 2
+    assert store.encode_ahead(10) == 0
+    store.put(b"k1", _state("e9"), HINT)  # changed after its encoding
+    calls.clear()
+    records = dict(store.take_dirty())
+    assert len(calls) == 1  # k1 again; k2's encoding ahead is used
+    assert set(decode_state(records[b"k1"]).seen_event_ids) == {"e9"}  # type: ignore[union-attr]
+    assert set(decode_state(records[b"k2"]).seen_event_ids) == {"e2"}  # type: ignore[union-attr]
+    assert store.encode_ahead(10) == 0 and store.take_dirty() == []
     store.close()
