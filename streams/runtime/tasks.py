@@ -378,14 +378,14 @@ class TaskRuntime:
 
     def _drain(self) -> None:
         """Fold records in merge order until the merge holds or the commit is due. The
-        grace is judged against `_drained_ms`, fixed for the whole drain: records fetched
-        while it runs wait in the fetch queue, unseen by the merge."""
+        grace is judged against `_drained_ms`: records fetched while the drain runs wait
+        in the fetch queue, unseen by the merge, so every 256 records the queue is taken
+        into the merge (which moves `_drained_ms` on) and the drain goes on."""
         merge, process = self.merge, self._process
         deadline = time.monotonic() + self.cfg.commit_interval_s
         n = 0
-        drained_ms = self._drained_ms
         while True:
-            rec = merge.pop(time.monotonic(), drained_ms)
+            rec = merge.pop(time.monotonic(), self._drained_ms)
             if rec is None:
                 return
             process(rec)
@@ -395,6 +395,14 @@ class TaskRuntime:
                 if (time.monotonic() >= deadline
                         or self._dirty_count() >= self.cfg.max_dirty):
                     return
+                self._top_up()
+
+    def _top_up(self) -> None:
+        msgs = self._drained(self.consumer.consume(FETCH_BATCH, 0), FETCH_BATCH)
+        for m in msgs:
+            self._buffer(m)
+        if msgs:
+            self.merge.refresh_blocked()
 
     def _dirty_count(self) -> int:
         return sum(len(store.dirty) for store in self.stores.values())
