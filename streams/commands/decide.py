@@ -54,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
     rejected = 0
     streaming = args.file == "-"
     try:
-        source = sys.stdin if streaming else open(args.file, encoding="utf-8")  # noqa: SIM115
+        # bytes that are not UTF-8 reach the line's JSON parse as lone surrogates and are
+        # rejected there (bad_json, with the line number) instead of ending the run
+        if streaming:
+            sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")  # type: ignore[union-attr]
+            source = sys.stdin
+        else:
+            source = open(args.file, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
     except OSError as exc:
         print(f"sendgate decide: {exc}", file=sys.stderr)
         return 2

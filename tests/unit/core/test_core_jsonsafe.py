@@ -65,3 +65,23 @@ def test_decide_reports_a_deep_line_without_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "line 1: bad_json: nested deeper" in done.stderr
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize("stdin", [False, True])
+def test_decide_rejects_a_line_that_is_not_utf8_and_goes_on(tmp_path: Path, stdin: bool) -> None:
+    good = (
+        b'{"type": "signup", "event_id": "e1", "occurred_at": "2026-11-23T09:41:00+01:00",'
+        b' "tenant": "t", "legal_entity": "Shop BV"}'
+    )
+    data = b'{"type": "signup", "tenant": "\xff"}\n' + good + b"\n"
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data)
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "decide", "--dev-key", "-" if stdin else str(path)],
+        input=data if stdin else None, capture_output=True, timeout=60,
+    )
+    err = done.stderr.decode()
+    assert "Traceback" not in err
+    assert "line 1: bad_json: not JSON" in err
+    assert "line 2: field kind" in err  # the run went on to the next line
+    assert done.returncode == 1
