@@ -129,7 +129,6 @@ class TaskRuntime:
         self.cfg = cfg
         self.on_lag = on_lag
         self.on_late = on_late
-        self.late_records = 0  # records that broke the merge order (see `Merge.add`)
         prefix = cfg.topic_prefix
         self.inputs = tuple(prefix + t for t in T.INPUT_TOPICS)
         self.internal = prefix + T.CONTACT_EVENTS
@@ -357,7 +356,6 @@ class TaskRuntime:
                        m.key(), m.value(), cast(Headers, m.headers() or []))
         late = self.merge.add(rec)
         if late:
-            self.late_records += 1
             log.warning("merge: %s[%d]@%d fetched after a record %d ms later was folded",
                         topic, partition, rec.offset, late)
             if self.on_late is not None:
