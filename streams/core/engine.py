@@ -123,15 +123,27 @@ def _normalised(event: Event) -> Event:
     return event if point is event.contact else replace(event, contact=point)
 
 
-def event_digest(event: Event, points: tuple[ContactPoint, ...] | None = None) -> int:
+def event_digest(event: Event, points: tuple[ContactPoint, ...] | None = None,
+                 buffer: bytearray | None = None) -> int:
     """Fingerprint of an event's content after defaults and normalisation (contract §1
     `conflicting_duplicate`): contacts normalised, instants compared as instants (the
     msgpack timestamp carries no offset; the type is the Struct tag). 32 bits: it only
     tells apart two events that already share an event id. Never 0 (0 = unknown).
     `points` are the event's `contact_points`, when known: an event whose contacts are
-    all normalised already (each point is its contact itself) is digested as it is."""
+    all normalised already (each point is its contact itself) is digested as it is.
+    `buffer`: see `_fingerprint`."""
     plain = points is not None and _as_written(event, points)
-    return zlib.crc32(_DIGEST_ENCODER.encode(event if plain else _normalised(event))) or 1
+    return _fingerprint(event if plain else _normalised(event), buffer)
+
+
+def _fingerprint(normalised: Event, buffer: bytearray | None = None) -> int:
+    """`event_digest` of an event whose contacts are normalised. With `buffer` (the
+    engine's own, reused) the msgpack is encoded into it: `encode` grows a fresh one from
+    32 bytes for each event."""
+    if buffer is None:
+        return zlib.crc32(_DIGEST_ENCODER.encode(normalised)) or 1
+    _DIGEST_ENCODER.encode_into(normalised, buffer)
+    return zlib.crc32(buffer) or 1
 
 
 def _as_written(event: Event, points: tuple[ContactPoint, ...]) -> bool:
@@ -420,14 +432,15 @@ class DecisionEngine:
             known, key = hit
             point = contact if known is None else known
             before = self.states.get(key, EMPTY_STATE)
-            digest = self._digest(event if known is None else _normalised(event))
+            digest = _fingerprint(event if known is None else _normalised(event),
+                                  self._encoded)
             result = _step(before, event, policy, point, digest)
             if result.conflicting:
                 raise ConflictingDuplicate(event.event_id)
             self.states[key] = result.state
             return list(result.decisions)
         points = contact_points(event)
-        digest = self._digest(event if _as_written(event, points) else _normalised(event))
+        digest = event_digest(event, points, self._encoded)
         if len(points) == 1:
             key = self._key(tenant, points[0])
             before = self.states.get(key, EMPTY_STATE)
@@ -457,12 +470,6 @@ class DecisionEngine:
         if fresh and isinstance(event, Order):
             self._forget_unlisted(event, keys)
         return decisions
-
-    def _digest(self, event: Event) -> int:
-        """`event_digest` of an event whose contacts are normalised, encoded into the
-        engine's own buffer: `encode` grows a fresh one from 32 bytes for each event."""
-        _DIGEST_ENCODER.encode_into(event, self._encoded)
-        return zlib.crc32(self._encoded) or 1
 
     def _point(self, tenant: str, contact: ContactPoint) -> tuple[ContactPoint | None, str]:
         """Memoised by the point as written: its normalised form (None when that is the
