@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -52,8 +51,10 @@ def test_view_modes_from_the_environment_value() -> None:
         view_mode("yes please")
 
 
-def test_the_view_child_dies_with_a_killed_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
-    prefix = f"it-{uuid.uuid4().hex[:8]}-"
+def test_the_view_child_dies_with_a_killed_worker(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    prefix = unique_name + "."  # the session deletes its own topics at the end
     make_topics(kafka_bootstrap, prefix)
     w = worker(kafka_bootstrap, prefix, tmp_path)
     with running([w], kafka_bootstrap):
