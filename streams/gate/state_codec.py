@@ -3,8 +3,13 @@
 `encode_state` / `decode_state` are the seam every state reader goes through (worker,
 view follower, `view rebuild`, DSR export, tests). A value is one format byte and msgpack
 of `[state, view hint]` (the core's Structs encode as arrays without their defaults, so
-the value holds no field names). Older values still load: format 2 (msgpack with whole
-decisions, sessions 2-4) and format 1 (the JSON of the first workers; starts with `{`).
+the value holds no field names): format 3. A value of `COMPRESS_FROM` bytes or more is
+written as format 4: the same msgpack, LZ4-block compressed. Event, request and order ids
+repeat inside one state (seen ids, decision evidence, order facts) and usually share a
+shop's prefix, so LZ4 halves a typical state for ~3 µs to write and ~1 µs to read (issue 16
+§3; NOTES "state format 4" has the measurement and why not zstd or an id table). Older
+values still load: format 3, format 2 (msgpack with whole decisions, sessions 2-4) and
+format 1 (the JSON of the first workers; starts with `{`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+import lz4.block
 import msgspec
 import orjson
 
@@ -30,6 +36,13 @@ from streams.core.model import (
 
 _FORMAT_BYTE = bytes([STATE_FORMAT])
 _JSON_START = ord("{")
+_FORMAT_LZ4 = 4
+_FORMAT_LZ4_BYTE = bytes([_FORMAT_LZ4])
+COMPRESS_FROM = 192
+"""Smaller values stay format 3: LZ4 saves little on them and its size header costs 4 bytes."""
+MAX_STATE_BYTES = 16 * 1024 * 1024
+"""A format-4 value that claims more than this uncompressed is refused unread (a forged or
+corrupt size header must not make a reader allocate gigabytes)."""
 
 
 class ViewHint(msgspec.Struct, frozen=True, array_like=True):
@@ -87,13 +100,36 @@ def _migrated_v2(old: _StateV2) -> ContactState:
 
 
 def encode_state(state: ContactState, hint: ViewHint | None = None) -> bytes:
-    """Format byte + msgpack; runs for every event that changes a contact's state."""
-    return _FORMAT_BYTE + _ENCODER.encode(_Stored(state, hint))
+    """Format byte + msgpack (format 3), LZ4-compressed from `COMPRESS_FROM` bytes (format
+    4); runs once per dirty contact per commit."""
+    packed = _ENCODER.encode(_Stored(state, hint))
+    if len(packed) < COMPRESS_FROM:
+        return _FORMAT_BYTE + packed
+    compressed: bytes = lz4.block.compress(packed, store_size=True)
+    return _FORMAT_LZ4_BYTE + compressed
+
+
+def _decompressed(raw: bytes) -> bytes:
+    if len(raw) < 5:
+        raise ValueError("corrupt contact state: truncated format 4 value")
+    size = int.from_bytes(raw[1:5], "little")
+    if size > MAX_STATE_BYTES:
+        raise ValueError(f"corrupt contact state: claims {size} bytes uncompressed")
+    try:
+        packed: bytes = lz4.block.decompress(memoryview(raw)[1:])
+    except lz4.block.LZ4BlockError as exc:
+        raise ValueError(f"corrupt contact state: {exc}") from None
+    return packed
 
 
 def _decode(raw: bytes) -> _Stored:
     if not raw:
         raise ValueError("empty contact state")
+    if raw[0] == _FORMAT_LZ4:
+        try:
+            return _DECODER.decode(_decompressed(raw))
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"corrupt contact state: {exc}") from None
     if raw[0] == STATE_FORMAT:
         try:
             return _DECODER.decode(memoryview(raw)[1:])

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import lz4.block
 import msgspec
 import orjson
 import pytest
@@ -32,7 +33,16 @@ from streams.core.model import (
 from streams.core.parse import parse_event
 from streams.core.policy import DEFAULT_POLICY, PolicyBook
 from streams.core.serial import state_to_dict
-from streams.gate.state_codec import ViewHint, decode_changelog_value, decode_state, encode_state
+from streams.gate.state_codec import (
+    COMPRESS_FROM,
+    MAX_STATE_BYTES,
+    ViewHint,
+    decode_changelog_value,
+    decode_state,
+    encode_state,
+)
+
+FORMAT_LZ4 = 4
 
 
 def _states() -> list[ContactState]:
@@ -48,18 +58,44 @@ def _legacy(state: ContactState, hint: dict[str, object] | None = None) -> bytes
     return orjson.dumps(data)
 
 
+def _packed(raw: bytes) -> bytes:
+    """The msgpack inside a stored value (format 3 as is, format 4 decompressed)."""
+    return lz4.block.decompress(raw[1:]) if raw[0] == FORMAT_LZ4 else raw[1:]
+
+
 def test_every_scenario_state_round_trips() -> None:
     states = _states()
     assert len(states) > 250
+    formats = set()
     for state in states:
         raw = encode_state(state)
-        assert raw[0] == STATE_FORMAT
+        formats.add(raw[0])
+        assert raw[0] == (FORMAT_LZ4 if len(_packed(raw)) >= COMPRESS_FROM else STATE_FORMAT)
         assert decode_state(raw) == state
+    assert formats == {STATE_FORMAT, FORMAT_LZ4}
+
+
+def test_a_large_state_is_stored_compressed() -> None:
+    """Issue 16 §3/§4: ids repeat inside a state (seen ids, evidence, orders), so format 4
+    is well under the msgpack it holds."""
+    state = max(_states(), key=lambda s: len(s.seen_event_ids) + len(s.decided))
+    raw = encode_state(state)
+    assert raw[0] == FORMAT_LZ4
+    assert len(raw) < 0.8 * len(_packed(raw))
+
+
+def test_format_3_states_still_load() -> None:
+    """Migration: values the workers of sessions 5-7 wrote (format byte 3 + msgpack, never
+    compressed) load unchanged, with their view hint."""
+    hint = ViewHint("shop", datetime(2026, 11, 1, tzinfo=UTC), "email")
+    for state in _states():
+        v3 = bytes([STATE_FORMAT]) + _packed(encode_state(state, hint))
+        assert decode_changelog_value(v3) == (state, hint)
 
 
 def test_stored_state_holds_no_field_names() -> None:
     state = next(s for s in _states() if s.decided and s.consents and not s.open_approvals)
-    raw = encode_state(state)
+    raw = _packed(encode_state(state))
     for name in (b"request_id", b"reason_code", b"consent_id", b"seen_event_ids"):
         assert name not in raw
 
@@ -147,9 +183,20 @@ def test_a_corrupt_legacy_stored_decision_is_refused(corrupt: object) -> None:
 
 def test_a_corrupt_binary_state_is_refused() -> None:
     state = next(s for s in _states() if s.decided)
-    raw = encode_state(state)
+    raw = bytes([STATE_FORMAT]) + _packed(encode_state(state))
     for bad in (raw[:-3], raw[:1] + b"\xc1" + raw[2:], bytes([9]) + raw[1:], b""):
         with pytest.raises(ValueError):
+            decode_state(bad)
+
+
+def test_a_corrupt_compressed_state_is_refused() -> None:
+    state = max(_states(), key=lambda s: len(s.seen_event_ids) + len(s.decided))
+    raw = encode_state(state)
+    assert raw[0] == FORMAT_LZ4
+    huge = (MAX_STATE_BYTES + 1).to_bytes(4, "little")
+    inner = lz4.block.compress(b"\xc1" * 300, store_size=True)  # valid LZ4, not msgpack
+    for bad in (raw[:-3], raw[:4], raw[:1] + huge + raw[5:], raw[:1] + inner, raw[:9] + b"x" * 9):
+        with pytest.raises(ValueError, match="corrupt"):
             decode_state(bad)
 
 
@@ -236,7 +283,7 @@ def test_format_2_states_still_load() -> None:
         }
         got, hint = decode_changelog_value(raw)
         assert got == msgspec.structs.replace(state, decided=stamped)
-        assert encode_state(got)[0] == STATE_FORMAT
+        assert encode_state(got)[0] in (STATE_FORMAT, FORMAT_LZ4)
         for rid, kept in got.decided.items():
             again = kept.rebuild(rid, tenant)
             assert again.request_id == rid and again.rulebook_version == RULEBOOK_VERSION
