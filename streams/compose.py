@@ -223,11 +223,13 @@ def _spawn_view_follower(settings: Settings, ws: WorkerSettings, topic: str,
            "--source-had-states", "yes" if had_states else "no"]
     if ws.view_metrics_port:
         cmd += ["--metrics-port", str(ws.view_metrics_port)]
-    return subprocess.Popen(cmd, env=child_environment({}), preexec_fn=_die_with_parent,
+    return subprocess.Popen(cmd, env=child_environment({}), preexec_fn=die_with_parent,
                             stdout=subprocess.DEVNULL)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """`preexec_fn` of a child that must not outlive its parent: the kernel sends it SIGTERM
+    when the parent dies, SIGKILL included (Linux PR_SET_PDEATHSIG)."""
     import ctypes
     import signal
 

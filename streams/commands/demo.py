@@ -8,11 +8,13 @@ generated shop traffic (streams.workload) at `--rate` events/s.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="stop after this many seconds (0 = until Ctrl-C)")
     p.add_argument("--contacts", type=int, default=20_000)
     p.add_argument("--no-worker", action="store_true", help="use an already running worker")
+    p.add_argument("--topic-prefix", default="",
+                   help="prefix of every topic and of the worker group (tests, demos side by side)")
 
 
 class Tally:
@@ -122,6 +126,10 @@ def demo_data_dir(base: Path, bootstrap: str) -> Path:
     return base / name
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     from streams.client import SendgateProducer
     from streams.codecs.registry import get_codec
@@ -134,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     codec = get_codec(settings)
     run_id = time.strftime("%H%M%S")
+    # SIGTERM (a supervisor, `timeout`, `kill`) stops the demo as Ctrl-C does: the worker
+    # is stopped gracefully in the `finally` below instead of being left running
+    signal.signal(signal.SIGTERM, _interrupt)
     ws = WorkerSettings.from_env()
     var = settings.data_dir.parent  # $SENDGATE_VAR
     try:
@@ -147,8 +158,12 @@ def run(args: argparse.Namespace) -> int:
             bootstrap=settings.kafka_bootstrap,
             data_dir=demo_data_dir(var / "demo-worker", settings.kafka_bootstrap),
             log_path=var / "demo-worker.log",
+            topic_prefix=args.topic_prefix,
             env=dev,
             metrics_port=ws.metrics_port or 9466,
+            # its own session (Ctrl-C reaches the demo, which stops it gracefully), so it
+            # must be told when the demo dies another way
+            die_with_parent=True,
         ).start()
         print(f"worker pid {worker.proc.pid if worker.proc else '?'}, log {worker.log_path}",
               file=sys.stderr)
@@ -156,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"worker ready in {took:.1f}s; metrics on 127.0.0.1:{worker.metrics_port}",
               file=sys.stderr)
 
-    tally = Tally(settings.kafka_bootstrap, codec)
+    tally = Tally(settings.kafka_bootstrap, codec, args.topic_prefix)
     started = time.monotonic()
     published = 0
     tty = sys.stdout.isatty()
@@ -180,14 +195,15 @@ def run(args: argparse.Namespace) -> int:
         if files:
             # serially, each event acknowledged before the next: the worker folds them in
             # this order (README, "What order the gate folds your events in")
-            with SendgateProducer(settings.kafka_bootstrap, codec, settings=settings) as sdk:
+            with SendgateProducer(settings.kafka_bootstrap, codec, settings=settings,
+                                  topic_prefix=args.topic_prefix) as sdk:
                 for f in files:
                     for event in retenant(load_jsonl(f), f"~{run_id}"):
                         sdk.publish(event)
                         sdk.flush()
                         published += 1
             show()
-        publisher = Publisher(settings.kafka_bootstrap, codec)
+        publisher = Publisher(settings.kafka_bootstrap, codec, topic_prefix=args.topic_prefix)
         workload = Workload(contacts=args.contacts, run_id=f"demo{run_id}")
         interval = 1.0 / args.rate if args.rate > 0 else 0.0
         next_at = time.monotonic()

@@ -17,6 +17,7 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+from streams.compose import die_with_parent
 from streams.config import child_environment, kafka_for
 
 
@@ -39,6 +40,7 @@ class WorkerProcess:
     web_port: int = 0
     metrics_port: int = 0
     args: tuple[str, ...] = ()  # more `sendgate worker` options (the bench: --runtime faust)
+    die_with_parent: bool = False  # SIGTERM when the starting process dies (`sendgate demo`)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,7 +74,8 @@ class WorkerProcess:
         cmd += self.args
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
         )
         return self
 
