@@ -189,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         last_print = time.monotonic()
 
+    publisher: Publisher | None = None
     try:
         folder = args.scenarios or DEFAULT_SCENARIO_DIR
         files = sorted(folder.glob("T*.jsonl"))
@@ -224,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping...", file=sys.stderr)
     finally:
+        if publisher is not None:
+            publisher.producer.flush(5)  # what was published reaches the worker
         if worker is not None:
             code = worker.stop()
             print(f"worker stopped (exit {code})", file=sys.stderr)
