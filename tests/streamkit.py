@@ -34,6 +34,15 @@ def codec() -> Codec:
     return get_codec(Settings.from_env())
 
 
+def process_alive(pid: int) -> bool:
+    """Running, i.e. neither gone nor a zombie waiting for its parent."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def make_topics(bootstrap: str, prefix: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     created = create_topics(admin, prefix=prefix)

@@ -14,20 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from streamkit import make_topics
+from streamkit import make_topics, process_alive
 
 from streams.config import child_environment
 from streams.testing.supervisor import free_port
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _start_demo(bootstrap: str, prefix: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes],
@@ -61,9 +53,9 @@ def _start_demo(bootstrap: str, prefix: str, tmp_path: Path) -> tuple[subprocess
 
 def _gone_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return not _alive(pid)
+    return not process_alive(pid)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
@@ -72,7 +64,7 @@ def test_the_demo_takes_its_worker_along(
 ) -> None:
     demo, worker_pid, err = _start_demo(kafka_bootstrap, unique_name + ".", tmp_path)
     try:
-        assert _alive(worker_pid)
+        assert process_alive(worker_pid)
         os.kill(demo.pid, sig)
         demo.wait(60)
         assert _gone_within(worker_pid, 60), (
@@ -83,5 +75,5 @@ def test_the_demo_takes_its_worker_along(
     finally:
         if demo.poll() is None:
             demo.kill()
-        if _alive(worker_pid):
+        if process_alive(worker_pid):
             os.kill(worker_pid, signal.SIGKILL)

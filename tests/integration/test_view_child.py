@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from streamkit import make_topics, running, worker
+from streamkit import make_topics, process_alive, running, worker
 
 from streams.compose import view_mode
 
@@ -33,14 +33,6 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_view_modes_from_the_environment_value() -> None:
@@ -70,6 +62,6 @@ def test_the_view_child_dies_with_a_killed_worker(
         os.kill(w.proc.pid, signal.SIGKILL)  # the worker alone, not its process group
         w.proc.wait(10)
         deadline = time.monotonic() + 15
-        while _alive(child) and time.monotonic() < deadline:
+        while process_alive(child) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _alive(child), "the view follower outlived its worker"
+        assert not process_alive(child), "the view follower outlived its worker"
