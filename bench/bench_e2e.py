@@ -1100,20 +1100,26 @@ def markdown(res: dict[str, Any], json_name: str) -> str:
             "-> first decision's log-append time):",
             "",
             "| offered events/s | processed events/s | requests | p50 ms | p95 ms | p99 ms "
-            "| max ms | worker CPU (cores) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| max ms | worker CPU (cores) | broker CPU (cores) "
+            f"| machine busy (of {m['cores']} cores) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in steps:
             if "latency" not in s:
                 lines.append(f"| {fmt(s['offered_per_s'])} | skipped: {s.get('skipped')} "
-                             "| | | | | | |")
+                             "| | | | | | | | |")
                 continue
             lt = s["latency"]
+            # the load generator runs on the same cores: what the worker could not get
+            sampled = s.get("sampled", {})
+            broker = sampled.get("cpu_cores_avg", {}).get("broker")
+            busy = sampled.get("machine_busy_cores_avg")
             lines.append(
                 f"| {fmt(s['offered_per_s'])} | {fmt(s['processed_per_s'])} | "
                 f"{s['requests']:,} | {fmt(lt['p50_ms'])} | {fmt(lt['p95_ms'])} | "
                 f"{fmt(lt['p99_ms'])} | {fmt(lt['max_ms'])} | "
-                f"{fmt(s['worker_cpu_cores'], digits=2)} |")
+                f"{fmt(s['worker_cpu_cores'], digits=2)} | {fmt(broker, digits=2)} | "
+                f"{fmt(busy, digits=2)} |")
         t5 = res.get("target_5k")
         if t5:
             verdict = ("within capacity" if t5["within_capacity"]
