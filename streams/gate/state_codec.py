@@ -125,14 +125,10 @@ def _decompressed(raw: bytes) -> bytes:
 def _decode(raw: bytes) -> _Stored:
     if not raw:
         raise ValueError("empty contact state")
-    if raw[0] == _FORMAT_LZ4:
+    if raw[0] == _FORMAT_LZ4 or raw[0] == STATE_FORMAT:
+        packed = _decompressed(raw) if raw[0] == _FORMAT_LZ4 else memoryview(raw)[1:]
         try:
-            return _DECODER.decode(_decompressed(raw))
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"corrupt contact state: {exc}") from None
-    if raw[0] == STATE_FORMAT:
-        try:
-            return _DECODER.decode(memoryview(raw)[1:])
+            return _DECODER.decode(packed)
         except msgspec.DecodeError as exc:
             raise ValueError(f"corrupt contact state: {exc}") from None
     if raw[0] == _FORMAT_2:
