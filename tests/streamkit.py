@@ -124,46 +124,58 @@ INPUT_POSITIONS: dict[str, tuple[str, int, int, int]] = {}
 read (diagnostics of a failed comparison)."""
 
 
+def records_to_end(bootstrap: str, topics: list[str], timeout: float = 60.0) -> list[Any]:
+    """Every record of `topics`, from the start of each partition to its high watermark at
+    the call (read with an assignment, no group); fails unless all were read in time."""
+    import time as _time
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap,
+                         "group.id": f"read-{_time.time_ns()}", "enable.auto.commit": False})
+    try:
+        ends: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > low:
+                    ends[(topic, p)] = high
+        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+        out: list[Any] = []
+        deadline = _time.monotonic() + timeout
+        while ends and _time.monotonic() < deadline:
+            for m in consumer.consume(1000, 1.0):
+                if m.error():
+                    continue
+                out.append(m)
+                tp = (str(m.topic()), int(m.partition() or 0))
+                if int(m.offset() or 0) >= ends.get(tp, 0) - 1:
+                    ends.pop(tp, None)
+        assert not ends, f"partitions not read to the end: {sorted(ends)[:5]}"
+        return out
+    finally:
+        consumer.close()
+
+
 def inputs_in_merge_order(bootstrap: str, prefix: str, c: Any) -> list[dict[str, Any]]:
     """Decoded records of the four input topics in the gate's merge order
     (`streams.ordering.merge_key`): the order the worker folds a contact's events in,
     and the audit replays. Undecodable records (dead letters) are left out."""
     import heapq
-    import time as _time
-
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     from streams import topics as T
     from streams.ordering import TOPIC_RANK, merge_key, sequence_of
 
-    consumer = Consumer({"bootstrap.servers": bootstrap,
-                         "group.id": f"ref-{_time.time_ns()}", "enable.auto.commit": False})
     keyed: list[tuple[tuple[int, int, int, int, int], bytes]] = []
     position: dict[bytes, tuple[str, int, int, int]] = {}
     INPUT_POSITIONS.clear()
     rank = {prefix + spec.name: TOPIC_RANK[str(spec.event_type)] for spec in T.INPUT_SPECS}
-    ends: dict[tuple[str, int], int] = {}
-    for topic in rank:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        for p in parts:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[(topic, p)] = high
-    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
-    deadline = _time.monotonic() + 120
-    while ends and _time.monotonic() < deadline:
-        for m in consumer.consume(1000, 1.0):
-            if m.error():
-                continue
-            topic, p, off = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
-            _, ts = m.timestamp()
-            keyed.append((merge_key(ts, sequence_of(m.headers()), rank[topic], p, off),
-                          m.value() or b""))
-            position[m.value() or b""] = (topic, p, off, ts)
-            if off >= ends.get((topic, p), 0) - 1:
-                ends.pop((topic, p), None)
-    assert not ends, f"input partitions not read to the end: {sorted(ends)[:5]}"
-    consumer.close()
+    for m in records_to_end(bootstrap, list(rank), timeout=120):
+        topic, p, off = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
+        _, ts = m.timestamp()
+        keyed.append((merge_key(ts, sequence_of(m.headers()), rank[topic], p, off),
+                      m.value() or b""))
+        position[m.value() or b""] = (topic, p, off, ts)
     events: list[dict[str, Any]] = []
     for _, value in heapq.nsmallest(len(keyed), keyed):
         try:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 import redis
-from streamkit import codec, make_topics, running, scenario_dir, scrape, worker
+from streamkit import codec, make_topics, records_to_end, running, scenario_dir, scrape, worker
 
 from streams.core.keys import normalise
 from streams.core.model import ContactPoint, ContactType
@@ -68,36 +67,6 @@ def spans_in(log: str) -> list[dict[str, Any]]:
         if "context" in obj and "attributes" in obj:
             spans.append(obj)
     return spans
-
-
-def _changelog_values(bootstrap: str, topic: str) -> list[bytes]:
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-scan",
-                         "enable.auto.commit": False})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {}
-        for p in parts:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        values: list[bytes] = []
-        deadline = time.monotonic() + 60
-        while ends and time.monotonic() < deadline:
-            for m in consumer.consume(500, 1.0):
-                if m.error():
-                    continue
-                if m.value():
-                    values.append(m.value())
-                p = m.partition()
-                if p in ends and m.offset() + 1 >= ends[p]:
-                    del ends[p]
-        assert not ends, f"changelog not read to its end: {ends}"
-        return values
-    finally:
-        consumer.close()
 
 
 def test_traces_metrics_and_no_pii(
@@ -179,7 +148,8 @@ def test_traces_metrics_and_no_pii(
         )
     # the changelog's values are LZ4-compressed (state format 4): scanned decompressed
     changelog = changelog_topic("sendgate", prefix)
-    for i, value in enumerate(_changelog_values(kafka_bootstrap, changelog)):
+    values = [m.value() for m in records_to_end(kafka_bootstrap, [changelog]) if m.value()]
+    for i, value in enumerate(values):
         state, hint = decode_changelog_value(value)
         haystacks[f"changelog value {i}"] = msgspec.msgpack.encode([state, hint])
     assert any(k.startswith("changelog value") for k in haystacks), "no changelog read"
