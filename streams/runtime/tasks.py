@@ -411,13 +411,21 @@ class TaskRuntime:
         partition this process owned before keeps its old value until its first fetch, so
         a backlog looked caught up and the merge did not wait for it (the SIGKILL chaos
         flake: a survivor folded a later order before an earlier request of the same
-        contact). A high watermark never goes back, so the larger is the fresher."""
+        contact). A high watermark never goes back, so the larger is the fresher.
+
+        Unknown (-1, so the merge counts the partition as lagging, for at most
+        `max_task_idle`) until the cache holds a value: until then the client has not
+        fetched the partition at all — after assignment it first looks up the offset and
+        the leader, which for one partition of just-created topics came late, and its first
+        records were folded after later ones (the full-speed audit flake of the eighth
+        session's last fresh-clone run)."""
         try:
             _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
         except KafkaException:
-            high = -1
-        at_assign = self.assigned_hw.get(tp, -1)
-        return at_assign if high is None or high < at_assign else int(high)
+            return -1
+        if high is None or high < 0:
+            return -1
+        return max(int(high), self.assigned_hw.get(tp, -1))
 
     # -- one record --------------------------------------------------------------------
 
