@@ -17,11 +17,13 @@ APT_LOCK_RETRY_SECONDS="${APT_LOCK_RETRY_SECONDS:-5}"
 
 apt_get() {
   local sudo=() deadline out rc
+  # microseconds: whole seconds from `date +%s` cut a 1 s wait to a single try when the
+  # first call ended in the next second
   if [[ "$(id -u)" != 0 ]]; then
     command -v sudo >/dev/null 2>&1 || { echo "apt.sh: not root and no sudo" >&2; return 1; }
     sudo=(sudo)
   fi
-  deadline=$(($(date +%s) + APT_LOCK_WAIT_SECONDS))
+  deadline=$((${EPOCHREALTIME/./} + APT_LOCK_WAIT_SECONDS * 1000000))
   while true; do
     rc=0
     out="$("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get \
@@ -35,7 +37,7 @@ apt_get() {
       printf '%s\n' "$out" >&2
       return "$rc"
     fi
-    if (($(date +%s) >= deadline)); then
+    if ((${EPOCHREALTIME/./} >= deadline)); then
       printf '%s\n' "$out" >&2
       echo "apt.sh: the apt/dpkg lock was still held after ${APT_LOCK_WAIT_SECONDS}s" >&2
       return "$rc"
