@@ -152,26 +152,9 @@ def run(args: argparse.Namespace) -> int:
         dev: dict[str, str] = {}
     except MissingSecret:
         dev = {"SENDGATE_DEV_MODE": "1"}  # `make run` needs no secret
-    worker = None
-    if not args.no_worker:
-        worker = WorkerProcess(
-            bootstrap=settings.kafka_bootstrap,
-            data_dir=demo_data_dir(var / "demo-worker", settings.kafka_bootstrap),
-            log_path=var / "demo-worker.log",
-            topic_prefix=args.topic_prefix,
-            env=dev,
-            metrics_port=ws.metrics_port or 9466,
-            # its own session (Ctrl-C reaches the demo, which stops it gracefully), so it
-            # must be told when the demo dies another way
-            die_with_parent=True,
-        ).start()
-        print(f"worker pid {worker.proc.pid if worker.proc else '?'}, log {worker.log_path}",
-              file=sys.stderr)
-        took = wait_group_ready(settings.kafka_bootstrap, worker.group_id, workers=[worker])
-        print(f"worker ready in {took:.1f}s; metrics on 127.0.0.1:{worker.metrics_port}",
-              file=sys.stderr)
-
-    tally = Tally(settings.kafka_bootstrap, codec, args.topic_prefix)
+    worker: WorkerProcess | None = None
+    tally: Tally | None = None
+    publisher: Publisher | None = None
     started = time.monotonic()
     published = 0
     tty = sys.stdout.isatty()
@@ -179,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
 
     def show(final: bool = False) -> None:
         nonlocal last_print
+        if tally is None:
+            return
         if tty and not final:
             text = tally.render(published, started)
             sys.stdout.write("\x1b[H\x1b[2J" + text + "\n(Ctrl-C to stop)\n")
@@ -189,8 +174,29 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         last_print = time.monotonic()
 
-    publisher: Publisher | None = None
+    # everything after the SIGTERM handler is inside the try: a SIGTERM while the worker
+    # starts must stop it gracefully too
     try:
+        if not args.no_worker:
+            worker = WorkerProcess(
+                bootstrap=settings.kafka_bootstrap,
+                data_dir=demo_data_dir(var / "demo-worker", settings.kafka_bootstrap),
+                log_path=var / "demo-worker.log",
+                topic_prefix=args.topic_prefix,
+                env=dev,
+                metrics_port=ws.metrics_port or 9466,
+                # its own session (Ctrl-C reaches the demo, which stops it gracefully), so it
+                # must be told when the demo dies another way
+                die_with_parent=True,
+            ).start()
+            print(f"worker pid {worker.proc.pid if worker.proc else '?'}, log {worker.log_path}",
+                  file=sys.stderr)
+            took = wait_group_ready(settings.kafka_bootstrap, worker.group_id, workers=[worker])
+            print(f"worker ready in {took:.1f}s; metrics on 127.0.0.1:{worker.metrics_port}",
+                  file=sys.stderr)
+
+        tally = Tally(settings.kafka_bootstrap, codec, args.topic_prefix)
+        started = time.monotonic()
         folder = args.scenarios or DEFAULT_SCENARIO_DIR
         files = sorted(folder.glob("T*.jsonl"))
         if files:
@@ -230,7 +236,8 @@ def run(args: argparse.Namespace) -> int:
         if worker is not None:
             code = worker.stop()
             print(f"worker stopped (exit {code})", file=sys.stderr)
-        tally.stop.set()
-        tally.thread.join(5)
-        show(final=True)
+        if tally is not None:
+            tally.stop.set()
+            tally.thread.join(5)
+            show(final=True)
     return 0
