@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,12 @@ def worker(bootstrap: str, prefix: str, tmp: Path, name: str = "w1",
         topic_prefix=prefix,
         env={"SENDGATE_HMAC_KEY": TEST_SECRET, "SENDGATE_LOGLEVEL": "info",
              # the lock-step feeder waits for committed offsets
-             "SENDGATE_COMMIT_INTERVAL_MS": "200", **(env or {})},
+             "SENDGATE_COMMIT_INTERVAL_MS": "200",
+             # the tests check the merge's order, not its latency trade-off: on a loaded
+             # 2-core CI machine a fetch can come later than the 20 ms default grace, or a
+             # partition of just-created topics can start fetching after 5 s
+             "SENDGATE_MERGE_GRACE_MS": "200", "SENDGATE_MAX_TASK_IDLE_MS": "30000",
+             **(env or {})},
     )
 
 
@@ -104,6 +110,18 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+def scrape_until(port: int, done: Callable[[dict[str, float]], bool],
+                 timeout: float = 30.0) -> dict[str, float]:
+    """The metrics once `done` holds (or the last scrape after `timeout`): counters of the
+    last records may trail the outputs a test already saw by a commit cycle."""
+    deadline = time.monotonic() + timeout
+    metrics = scrape(port)
+    while not done(metrics) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        metrics = scrape(port)
+    return metrics
+
+
 def publish_serially(bootstrap: str, prefix: str, events: Iterable[dict[str, Any]],
                      config: dict[str, Any] | None = None) -> int:
     """Publish with the SDK, each event acknowledged before the next (a shop publishing
@@ -114,7 +132,7 @@ def publish_serially(bootstrap: str, prefix: str, events: Iterable[dict[str, Any
     with SendgateProducer(bootstrap, codec(), topic_prefix=prefix, config=config) as sdk:
         for event in events:
             sdk.publish({k: v for k, v in event.items() if k != "expect"})
-            sdk.flush()
+            assert sdk.flush(120) == 0, "an event was not acknowledged: the order is broken"
             n += 1
     return n
 

@@ -146,7 +146,12 @@ class ViewFollower:
                     self.consumer.consume, self.batch, self.poll_timeout
                 )
                 if not msgs:
-                    if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+                    if idle_exit is None:
+                        continue
+                    if not self.consumer.assignment():
+                        # idle counts from the assignment: joining the group is not idling
+                        idle_since = time.monotonic()
+                    elif time.monotonic() - idle_since > idle_exit:
                         break
                     continue
                 idle_since = time.monotonic()

@@ -124,7 +124,7 @@ def test_sigkill_one_of_two_workers_mid_stream(
     with running([w1, w2], kafka_bootstrap, timeout=180):
         feed = Feed(Publisher(kafka_bootstrap, c, topic_prefix=prefix), events, rate=600)
         feed.start()
-        while feed.sent < len(events) // 3:
+        while feed.sent < len(events) // 3 and feed.is_alive():
             time.sleep(0.2)
         w1.kill()
         time.sleep(3)
@@ -152,7 +152,7 @@ def test_broker_down_for_ten_seconds(
         feed = Feed(Publisher(kafka_bootstrap, c, topic_prefix=prefix), events, rate=300,
                     flush_s=280 * SCALE)
         feed.start()
-        while feed.sent < len(events) // 3:
+        while feed.sent < len(events) // 3 and feed.is_alive():
             time.sleep(0.2)
         subprocess.run([*kafka, "stop"], check=True, capture_output=True)
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from streamkit import codec, make_topics, running, scrape, worker
+from streamkit import codec, make_topics, running, scrape_until, worker
 
 from streams import topics as T
 from streams.codecs.schemas import load_schema_store
@@ -99,13 +99,18 @@ def test_bad_records_are_dead_lettered_and_good_ones_decided(
             if reason is not None:
                 sent_bad[value[:64] + str(len(value)).encode()] = reason
             pub.produce(topic, key, value)
-        pub.flush()
+        pub.flush(120)
         reader = OutputReader(kafka_bootstrap, c, topic_prefix=prefix)
         observed = reader.wait_for_requests(
             good_requests, dead_letters=len(bad), timeout=240, settle=3.0
         )
         reader.close()
-        metrics = scrape(w.metrics_port)
+        def counted(m: dict[str, float], stage: str) -> float:
+            return sum(v for k, v in m.items()
+                       if k.startswith("sendgate_outcomes_total") and f'stage="{stage}"' in k)
+
+        metrics = scrape_until(w.metrics_port, lambda m: counted(m, "ingest") >= len(items)
+                               and counted(m, "gate") >= len(good))
 
     got_reasons = Counter(e.record["reason"] for e in observed.dead_letters)
     assert got_reasons == want_reasons

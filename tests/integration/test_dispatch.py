@@ -71,7 +71,7 @@ class Broker:
         topic = self.prefix + T.APPROVED
         data = self.codec.encode(T.APPROVED_RECORD, record, topic=topic)
         self.producer.produce(topic, value=data, key=self.key(address).encode())
-        assert self.producer.flush(10) == 0
+        assert self.producer.flush(30) == 0
 
     def revoke(self, address: str, rid: str, as_of: datetime) -> None:
         record = {
@@ -81,7 +81,7 @@ class Broker:
         topic = self.prefix + T.REVOKED
         data = self.codec.encode(T.DECISION_RECORD, record, topic=topic)
         self.producer.produce(topic, value=data, key=self.key(address).encode())
-        assert self.producer.flush(10) == 0
+        assert self.producer.flush(30) == 0
 
     @staticmethod
     def _decision(rid: str, as_of: datetime, *, revokes: bool) -> dict[str, Any]:
@@ -308,7 +308,7 @@ def test_cli_print_writes_due_sends_as_json_lines(broker: Broker) -> None:
     env = {**os.environ, "SENDGATE_KAFKA_BOOTSTRAP": broker.settings.kafka_bootstrap}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "dispatch", "--print",
-         "--topic-prefix", broker.prefix, "--group", "g-cli", "--max-seconds", "12"],
+         "--topic-prefix", broker.prefix, "--group", "g-cli", "--max-seconds", "20"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -370,7 +370,7 @@ def test_undecodable_revocation_is_dead_lettered_and_withholds_its_contact(
     drive(d, until=lambda: len(list(d.pending())) == 2)
     broker.producer.produce(broker.prefix + T.REVOKED, value=b"\x00garbage",
                             key=broker.key("jan@example.nl").encode())
-    broker.producer.flush(10)
+    assert broker.producer.flush(30) == 0
     clock.advance(timedelta(minutes=11))
     drive(d, until=lambda: len(sent) == 1)
     settle(d)
@@ -409,7 +409,7 @@ def test_a_transactional_revoked_topic_does_not_stall_delivery(broker: Broker) -
     drive(d, until=lambda: len(list(d.pending())) == 2)
     txn = Producer(broker.settings.kafka.producer(
         {"transactional.id": f"{broker.prefix}txn", "acks": "all"}))
-    txn.init_transactions(10)
+    txn.init_transactions(60)
     txn.begin_transaction()
     record = {
         **Broker._decision("r-objected", clock.now() - timedelta(hours=1), revokes=True),
@@ -418,7 +418,7 @@ def test_a_transactional_revoked_topic_does_not_stall_delivery(broker: Broker) -
     topic = broker.prefix + T.REVOKED
     txn.produce(topic, value=broker.codec.encode(T.DECISION_RECORD, record, topic=topic),
                 key=broker.key("jan@example.nl").encode())
-    txn.commit_transaction(10)
+    txn.commit_transaction(60)
     clock.advance(timedelta(minutes=6))
     drive(d, until=lambda: len(sent) == 1, timeout=20)
     assert [s.request_id for s in sent] == ["r-fine"]

@@ -154,7 +154,7 @@ def test_kafka_up_is_a_noop_when_running(kafka_bootstrap: str) -> None:
     took = time.monotonic() - start
     assert result.returncode == 0, result.stdout + result.stderr
     assert "already running" in result.stdout, result.stdout + result.stderr
-    assert took < 15, f"a no-op `up` took {took:.1f}s"
+    assert took < 60, f"a no-op `up` took {took:.1f}s"
 
 
 def test_redis_up_is_a_noop_when_running(redis_url: str) -> None:

@@ -15,7 +15,15 @@ from typing import Any
 import msgspec
 import pytest
 import redis
-from streamkit import codec, make_topics, records_to_end, running, scenario_dir, scrape, worker
+from streamkit import (
+    codec,
+    make_topics,
+    records_to_end,
+    running,
+    scenario_dir,
+    scrape_until,
+    worker,
+)
 
 from streams.core.keys import normalise
 from streams.core.model import ContactPoint, ContactType
@@ -102,7 +110,8 @@ def test_traces_metrics_and_no_pii(
         pub.flush()
         requests = {e["request_id"] for e in flat if e["type"] == "send_request"}
         observed = reader.wait_for_requests(requests | {"OBS-traced"}, timeout=180, settle=6.0)
-        metrics = scrape(metrics_port)
+        metrics = scrape_until(metrics_port, lambda m: sum(
+            v for k, v in m.items() if k.startswith("sendgate_events_total{")) >= len(flat) + 1)
     reader.close()
 
     # --- metrics match what was emitted (issue 5 §5)

@@ -38,7 +38,7 @@ def test_the_cached_high_watermark_is_stale_after_a_new_assignment(
         assert got == 5
         assert consumer.get_watermark_offsets(TopicPartition(topic, 0), cached=True)[1] == 5
         consumer.unassign()
-        time.sleep(2.5)  # a fetch still in flight would carry the new high watermark
+        time.sleep(5)  # a fetch still in flight (answered after 2 s) would carry the new one
         produce(20)
         asked = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10,
                                                cached=False)[1]

@@ -135,7 +135,7 @@ def deployment(secure_kafka: SecureKafka) -> Iterator[Deployment]:
 # ---------------------------------------------------------------- client helpers
 
 def produce(cfg: KafkaClientConfig, topic: str, value: bytes = b"x",
-            timeout_ms: int = 10_000) -> KafkaError | None:
+            timeout_ms: int = 30_000) -> KafkaError | None:
     """Deliver one record; the delivery error (None when the broker took it)."""
     errors: list[KafkaError | None] = []
     producer = Producer(cfg.producer({**QUIET, "message.timeout.ms": timeout_ms}))  # type: ignore[arg-type]
@@ -143,8 +143,8 @@ def produce(cfg: KafkaClientConfig, topic: str, value: bytes = b"x",
         producer.produce(topic, key=b"k", value=value, on_delivery=lambda e, _m: errors.append(e))
     except KafkaException as exc:
         return exc.args[0]  # type: ignore[no-any-return]
-    producer.flush(15)
-    assert errors, "no delivery report within 15 s"
+    producer.flush(timeout_ms / 1000 + 10)
+    assert errors, f"no delivery report within {timeout_ms / 1000 + 10:.0f} s"
     return errors[0]
 
 
@@ -357,7 +357,7 @@ def test_esp_reads_approved_and_revoked_only(
     # nor use another role's group
     with pytest.raises(KafkaException) as exc:
         read_in_group(esp, [deployment.topic(T.APPROVED)], deployment.prefix + "sendgate",
-                      lambda m: bool(m), seconds=10)
+                      lambda m: bool(m), seconds=30)
     assert denied(exc.value.args[0])
 
 

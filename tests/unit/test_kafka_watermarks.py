@@ -54,5 +54,5 @@ def test_the_view_writer_retries_only_retriable_errors() -> None:
 def test_patience_runs_out() -> None:
     client = Flaky(*[LEADERLESS] * 100)
     with pytest.raises(KafkaException):
-        watermarks(client, "t", 0, patience_s=0.05, pause_s=0.01)  # type: ignore[arg-type]
+        watermarks(client, "t", 0, patience_s=0.5, pause_s=0.05)  # type: ignore[arg-type]
     assert 2 <= client.calls < 100
