@@ -111,7 +111,14 @@ def test_scenarios_through_the_worker_match_decide(
             feeder.close()
         else:
             publish_serially(kafka_bootstrap, prefix, [e for f in again for e in f])
-        observed = reader.wait_for_requests(expected_again, timeout=180, settle=2.0)
+        try:
+            observed = reader.wait_for_requests(expected_again, timeout=180, settle=2.0)
+        except TimeoutError:
+            missing = sorted(set(expected_again) - set(reader.observed.decisions))
+            raise AssertionError(
+                f"{runtime}: {len(missing)} of {len(expected_again)} requests undecided after "
+                f"the restart on an empty data dir, e.g. {missing[:3]}; "
+                f"{_positions(kafka_bootstrap, prefix)}") from None
     reader.close()
     got = {rid: comparable(observed.final(rid) or {}) for rid in expected_again}
     want = {rid: comparable(rec) for rid, rec in expected_again.items()}
@@ -120,6 +127,31 @@ def test_scenarios_through_the_worker_match_decide(
         f"after recovery from the changelog {len(mismatches)} requests differ, "
         f"e.g. {next(iter(mismatches.items()))}"
     )
+
+
+def _positions(bootstrap: str, prefix: str) -> dict[str, tuple[int, int]]:
+    """Per topic (end offset, the worker group's committed offset), summed over the
+    partitions: where a stalled worker stopped (failure diagnostics)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams import topics as T
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{prefix}sendgate",
+                         "enable.auto.commit": False})
+    out = {}
+    try:
+        for name in (T.SEND_REQUESTS, T.CONTACT_EVENTS):
+            topic = prefix + name
+            parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            tps = [TopicPartition(topic, p) for p in parts]
+            ends = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
+            done = sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+            out[name] = (ends, done)
+    except Exception as exc:  # diagnostics only
+        return {f"unavailable: {exc}": (0, 0)}
+    finally:
+        consumer.close()
+    return out
 
 
 def _compare(observed: Any, expected: dict[str, dict[str, Any]]) -> dict[str, Any]:
