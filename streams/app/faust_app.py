@@ -204,8 +204,18 @@ def create_app(opts: WorkerOptions) -> faust.App:
     # committed offset, or the new owner does, so no state is written for a lost partition.
     owned: set[Any] = set()
 
+    skipped: set[Any] = set()
+
     def stale(msg: Any) -> bool:
-        return msg.tp not in owned or msg.generation_id != app.consumer_generation_id
+        if msg.tp in owned and msg.generation_id == app.consumer_generation_id:
+            return False
+        if (msg.tp, msg.generation_id) not in skipped:  # once per partition and generation
+            skipped.add((msg.tp, msg.generation_id))
+            log.warning("skipping records of %s:%s fetched in generation %s (now %s, %s)",
+                        msg.tp.topic, msg.tp.partition, msg.generation_id,
+                        app.consumer_generation_id,
+                        "owned" if msg.tp in owned else f"not owned; {len(owned)} owned")
+        return True
 
     # Batches: each agent handles up to `batch_max` events per wake-up (waiting at most
     # `batch_within` s for a batch to fill), so its output records, changelog records and
