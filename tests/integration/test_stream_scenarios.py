@@ -117,7 +117,8 @@ def test_scenarios_through_the_worker_match_decide(
             missing = sorted(set(expected_again) - set(reader.observed.decisions))
             raise AssertionError(
                 f"{runtime}: {len(missing)} of {len(expected_again)} requests undecided after "
-                f"the restart on an empty data dir, e.g. {missing[:3]}; "
+                f"the restart on an empty data dir, e.g. {missing[:3]}; dead letters: "
+                f"{[e.record['reason'] for e in reader.observed.dead_letters][:10]}; "
                 f"{_positions(kafka_bootstrap, prefix)}") from None
     reader.close()
     got = {rid: comparable(observed.final(rid) or {}) for rid in expected_again}
