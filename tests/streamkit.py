@@ -145,12 +145,10 @@ read (diagnostics of a failed comparison)."""
 def records_to_end(bootstrap: str, topics: list[str], timeout: float = 60.0) -> list[Any]:
     """Every record of `topics`, from the start of each partition to its high watermark at
     the call (read with an assignment, no group); fails unless all were read in time."""
-    import time as _time
-
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap,
-                         "group.id": f"read-{_time.time_ns()}", "enable.auto.commit": False})
+                         "group.id": f"read-{time.time_ns()}", "enable.auto.commit": False})
     try:
         ends: dict[tuple[str, int], int] = {}
         for topic in topics:
@@ -160,8 +158,8 @@ def records_to_end(bootstrap: str, topics: list[str], timeout: float = 60.0) -> 
                     ends[(topic, p)] = high
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
         out: list[Any] = []
-        deadline = _time.monotonic() + timeout
-        while ends and _time.monotonic() < deadline:
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
             for m in consumer.consume(1000, 1.0):
                 if m.error():
                     continue

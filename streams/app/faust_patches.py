@@ -6,15 +6,44 @@ test (issue 4 §6e) about one run in three lost the first new record of one or t
 partitions after a restart. Seeking while the partitions are still paused, then
 resuming, closes the window. `Recovery.on_recovery_completed` (the path after a restore
 from the changelog, e.g. a worker on an empty data dir) has the same order and gets the
-same fix: a worker restarted on an empty dir under a CPU hog decided none of the records
-fed after its restart (ninth session). Applied once, before any app is created.
+same change. It did not cure the loss seen in the ninth session: under a CPU hog, a worker
+restarted on an empty dir still lost the first records of one partition (NOTES), in a
+window these two do not cover. Applied once, before any app is created.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 _applied = False
+
+
+async def _seek_stream_partitions(recovery: Any, assignment: set[Any]) -> None:
+    """Seek the (non-changelog) stream partitions to their committed offsets while they
+    are paused, then resume them: no fetch can race the seek."""
+    consumer = recovery.app.consumer
+    stream_tps = {tp for tp in assignment if not recovery._is_changelog_tp(tp)}
+    consumer.pause_partitions(stream_tps)
+    recovery.log.info("Seek stream partitions to committed offsets (paused).")
+    await recovery._wait(
+        consumer.perform_seek(), timeout=recovery.app.conf.broker_request_timeout
+    )
+    consumer.resume_partitions(stream_tps)
+
+
+async def _resume_flow(recovery: Any, standbys_ready: bool) -> None:
+    """The common end of both patched methods, as faust has it."""
+    app = recovery.app
+    recovery.completed.set()
+    app.flow_control.resume()
+    app.consumer.resume_flow()
+    await cast(Any, app)._fetcher.maybe_start()
+    recovery.tables.on_actives_ready()
+    if standbys_ready:
+        recovery.tables.on_standbys_ready()
+    app.on_rebalance_end()
+    recovery.log.info("Worker ready")
 
 
 def apply_patches() -> None:
@@ -24,37 +53,19 @@ def apply_patches() -> None:
     from faust.tables import recovery
 
     async def _resume_streams(self: Any, generation_id: int = 0) -> None:
-        app = self.app
-        consumer = app.consumer
-        await app.on_rebalance_complete.send()
-        assignment = consumer.assignment()
-        if app.consumer_generation_id != generation_id:
+        await self.app.on_rebalance_complete.send()
+        assignment = self.app.consumer.assignment()
+        if self.app.consumer_generation_id != generation_id:
             self.log.warning("Recovery rebalancing again")
             return
         if assignment:
-            stream_tps = {tp for tp in assignment if not self._is_changelog_tp(tp)}
-            consumer.pause_partitions(stream_tps)
-            self.log.info("Seek stream partitions to committed offsets (paused).")
-            await self._wait(
-                consumer.perform_seek(), timeout=app.conf.broker_request_timeout
-            )
-            consumer.resume_partitions(stream_tps)
+            await _seek_stream_partitions(self, assignment)
         else:
             self.log.info("Resuming streams with empty assignment")
-        self.completed.set()
         self.log.info("Resuming flow...")
-        app.flow_control.resume()
-        consumer.resume_flow()
-        await cast(Any, app)._fetcher.maybe_start()
-        self.tables.on_actives_ready()
-        self.tables.on_standbys_ready()
-        app.on_rebalance_end()
-        self.log.info("Worker ready")
+        await _resume_flow(self, standbys_ready=True)
 
     async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
-        import asyncio
-
-        consumer = self.app.consumer
         self.log.info("Restore complete!")
         await self.app.on_rebalance_complete.send()
         self._set_recovery_ended()
@@ -65,28 +76,14 @@ def apply_patches() -> None:
         ]
         if callback_coros:
             await asyncio.wait(callback_coros)
-        assignment = consumer.assignment()
+        assignment = self.app.consumer.assignment()
         if self.app.consumer_generation_id != generation_id:
             self.log.warning("Recovery rebalancing again app id %s param %s",
                              self.app.consumer_generation_id, generation_id)
             return
-        stream_tps = {tp for tp in assignment if not self._is_changelog_tp(tp)}
         if assignment:
-            consumer.pause_partitions(stream_tps)
-            self.log.info("Seek stream partitions to committed offsets (paused).")
-            await self._wait(
-                consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout
-            )
-        consumer.resume_partitions(stream_tps)
-        self.completed.set()
-        self.app.flow_control.resume()
-        consumer.resume_flow()
-        await cast(Any, self.app)._fetcher.maybe_start()
-        self.tables.on_actives_ready()
-        if not self.app.assignor.assigned_standbys():
-            self.tables.on_standbys_ready()
-        self.app.on_rebalance_end()
-        self.log.info("Worker ready")
+            await _seek_stream_partitions(self, assignment)
+        await _resume_flow(self, standbys_ready=not self.app.assignor.assigned_standbys())
 
     recovery.Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     recovery.Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
