@@ -42,9 +42,9 @@ def changelog_holds_states(config: Mapping[str, Any], topic: str, timeout: float
     no leader yet) is asked again until `timeout`. `config`: `Settings.kafka.consumer(...)`-
     style client config.
     """
-    from confluent_kafka import Consumer, KafkaError, KafkaException
+    from confluent_kafka import Consumer, KafkaException
 
-    from streams.kafka_watermarks import watermarks
+    from streams.kafka_watermarks import transient, watermarks
 
     consumer = Consumer({**config, "enable.auto.commit": False})
     deadline = time.monotonic() + timeout
@@ -56,7 +56,7 @@ def changelog_holds_states(config: Mapping[str, Any], topic: str, timeout: float
         for partition in tmeta.partitions:
             low, high = watermarks(consumer, topic, partition,
                                    patience_s=deadline - time.monotonic(),
-                                   retry=KafkaError.retriable, pause_s=0.2)
+                                   retry=transient, pause_s=0.2)
             if high > low:
                 return True
         return False
