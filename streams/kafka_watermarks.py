@@ -3,8 +3,8 @@
 A topic just created, or a broker restarting, has partitions without a leader for a moment;
 the worker (assignment, restore) and the view writer (is the changelog empty?) both ask
 until it answers. They differ in what they wait out and for how long, so both are
-arguments: the worker any non-fatal error for a minute, the view writer retriable errors
-up to its own timeout (then it fails closed).
+arguments: the worker any non-fatal error for a minute, the view writer the `transient`
+ones up to its own timeout (then it fails closed).
 """
 
 from __future__ import annotations
