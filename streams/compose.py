@@ -58,7 +58,7 @@ class WorkerSettings:
     commit_interval_ms: int = 1000
     max_task_idle_ms: int = 5000
     merge_grace_ms: int = 20
-    linger_ms: int = 20
+    linger_ms: int = 100
     max_dirty: int = 4096
     buffer_max: int = 1000
     state_cache: int = 4096
@@ -87,7 +87,7 @@ class WorkerSettings:
                                            "100" if eos else "1000")),
             max_task_idle_ms=int(env.get("SENDGATE_MAX_TASK_IDLE_MS", "5000")),
             merge_grace_ms=int(env.get("SENDGATE_MERGE_GRACE_MS", "20")),
-            linger_ms=int(env.get("SENDGATE_LINGER_MS", "20")),
+            linger_ms=int(env.get("SENDGATE_LINGER_MS", "100")),
             max_dirty=int(env.get("SENDGATE_MAX_DIRTY_STATES", "4096")),
             buffer_max=int(env.get("SENDGATE_BUFFER_MAX", "1000")),
             state_cache=int(env.get("SENDGATE_STATE_CACHE", "4096")),
@@ -169,6 +169,8 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
         store=StoreOptions(ws.rocksdb_write_buffer_mb, ws.rocksdb_block_cache_mb,
                            ws.state_cache),
     )
+    if (why := cfg.order_warning()) is not None:
+        log.warning("%s", why)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     lag = telemetry.metrics.lag
 

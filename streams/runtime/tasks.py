@@ -95,10 +95,13 @@ class RuntimeConfig:
     commit_interval_s: float = 1.0
     max_task_idle_s: float = 5.0
     merge_grace_ms: int = 20
-    linger_ms: int = 20
-    """Producer batching. Every record produced to a partition queue the broker thread
-    has just emptied wakes that thread (a write(2) and a futex wake inside `produce`):
-    with 5 ms ~1 wake per record, 14 % more worker CPU per event than with 25 ms."""
+    linger_ms: int = 100
+    """Producer batching of a worker that does not wait (a drain, a saturated one; a
+    caught-up worker flushes before it waits, `_flush_idle`). librdkafka sends one
+    ProduceRequest per partition (librdkafka#1700), each a cost to the broker: at 20 ms a
+    4k events/s drain sent ~600 requests/s of ~10 records to its ~50 output and changelog
+    partitions and the broker used 76-93 µs of CPU per event; at 100 ms 57-72 µs, which
+    leaves two workers on two cores more CPU (NOTES, eleventh session)."""
     max_dirty: int = 4096
     """Commit early once this many states are dirty: a decoded state is ~14 KB of Python
     objects, so at 6k events/s a full 1 s interval held ~90 MB until its commit."""
@@ -114,6 +117,17 @@ class RuntimeConfig:
     @property
     def group_id(self) -> str:
         return self.topic_prefix + self.app_id
+
+    def order_warning(self) -> str | None:
+        """Why the merge's order guarantee does not hold with these settings, if so: the
+        grace must outlast one fetch cycle, and the broker may hold a fetch for
+        `fetch_max_wait_ms` before it answers (issue 15 §4; 0 = best effort by choice)."""
+        if 0 < self.merge_grace_ms <= self.fetch_max_wait_ms:
+            return (f"merge grace {self.merge_grace_ms} ms <= fetch wait "
+                    f"{self.fetch_max_wait_ms} ms: a live record may be folded before one "
+                    "appended just before it to another partition; keep "
+                    "SENDGATE_MERGE_GRACE_MS well above SENDGATE_FETCH_MAX_WAIT_MS")
+        return None
 
 
 class DeliveryFailed(RuntimeError):

@@ -7,13 +7,16 @@ broker in tests/integration/test_runtime_watermarks.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from confluent_kafka import TopicPartition
 
 from streams.gate.records import InRecord
+from streams.kafka_config import KafkaClientConfig
 from streams.runtime.merge import Merge
-from streams.runtime.tasks import TaskRuntime
+from streams.runtime.tasks import RuntimeConfig, TaskRuntime
 
 RANK = {"orders": 0, "send-requests": 3}
 
@@ -153,3 +156,23 @@ def test_the_periodic_commit_does_not_wait_for_the_coordinator_a_final_one_does(
     before the partitions go to another member."""
     assert commit(final=False) == [([("orders", 2, 41)], True)]
     assert commit(final=True) == [([("orders", 2, 41)], False)]
+
+
+def config(grace_ms: int, fetch_wait_ms: int) -> RuntimeConfig:
+    return RuntimeConfig(KafkaClientConfig("127.0.0.1:1"), "sendgate", Path("/nonexistent"),
+                         12, merge_grace_ms=grace_ms, fetch_max_wait_ms=fetch_wait_ms)
+
+
+@pytest.mark.parametrize(("grace_ms", "fetch_wait_ms"), [(5, 5), (20, 25), (1, 500)])
+def test_a_grace_no_longer_than_a_fetch_wait_is_reported(grace_ms: int,
+                                                          fetch_wait_ms: int) -> None:
+    """An SRE who raises the fetch wait to spare the broker (an idle worker's 5 ms long
+    polls over all its partitions) must learn that the order guarantee is gone."""
+    why = config(grace_ms, fetch_wait_ms).order_warning()
+    assert why is not None and "SENDGATE_MERGE_GRACE_MS" in why
+
+
+@pytest.mark.parametrize(("grace_ms", "fetch_wait_ms"), [(20, 5), (0, 5), (60, 50)])
+def test_the_defaults_and_a_chosen_best_effort_are_not_reported(grace_ms: int,
+                                                                 fetch_wait_ms: int) -> None:
+    assert config(grace_ms, fetch_wait_ms).order_warning() is None
