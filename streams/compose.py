@@ -68,6 +68,7 @@ class WorkerSettings:
     rocksdb_block_cache_mb: int = 48
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 5
+    kafka_stats_interval_ms: int = 30_000
     gc_threshold: str = "100000,50,100"
     event_loop: str = "uvloop"
     metrics_port: int = 0
@@ -97,6 +98,7 @@ class WorkerSettings:
             rocksdb_block_cache_mb=int(env.get("SENDGATE_ROCKSDB_BLOCK_CACHE_MB", "48")),
             fetch_min_bytes=int(env.get("SENDGATE_FETCH_MIN_BYTES", "65536")),
             fetch_max_wait_ms=int(env.get("SENDGATE_FETCH_MAX_WAIT_MS", "5")),
+            kafka_stats_interval_ms=int(env.get("SENDGATE_KAFKA_STATS_INTERVAL_MS", "30000")),
             gc_threshold=env.get("SENDGATE_GC_THRESHOLD", "100000,50,100"),
             event_loop=env.get("SENDGATE_EVENT_LOOP", "uvloop"),
             metrics_port=int(env.get("SENDGATE_METRICS_PORT", "0")),
@@ -166,6 +168,7 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
         buffer_max=ws.buffer_max,
         fetch_min_bytes=ws.fetch_min_bytes,
         fetch_max_wait_ms=ws.fetch_max_wait_ms,
+        stats_interval_ms=ws.kafka_stats_interval_ms if ws.metrics_port else 0,
         store=StoreOptions(ws.rocksdb_write_buffer_mb, ws.rocksdb_block_cache_mb,
                            ws.state_cache),
     )
@@ -182,7 +185,8 @@ def run_kafka_worker(settings: Settings, ws: WorkerSettings,
     def on_late(topic: str) -> None:
         late.labels(topic).inc()
 
-    runtime = TaskRuntime(gate, cfg, on_lag=on_lag, on_late=on_late)
+    runtime = TaskRuntime(gate, cfg, on_lag=on_lag, on_late=on_late,
+                          on_stats=telemetry.metrics.kafka.update)
     halt = stop or threading.Event()
     _on_signals(halt, runtime.stop)
     view_thread = None

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.resources import Resource
@@ -29,7 +30,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from streams.config import Settings
@@ -130,6 +131,51 @@ class LatencyHistogram:
         return [family]
 
 
+class KafkaClientStats:
+    """The requests and records of the worker's Kafka clients, from librdkafka's statistics
+    (`SENDGATE_KAFKA_STATS_INTERVAL_MS`): the load the worker puts on the brokers, which share
+    the machine with it in the bench. librdkafka sends one produce request per partition and
+    lists every assigned partition in every fetch, so these rates, not the record rates, say
+    what the broker pays (README "The broker's share"). librdkafka's counts run from the
+    client's start; each callback replaces that client's snapshot in one assignment, so a
+    scrape from another thread reads a whole one."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str], int] = {}
+        self.records: dict[tuple[str, str], int] = {}
+
+    def update(self, client: str, stats_json: str | bytes) -> None:
+        """One `stats_cb` call of the client named `client` (consumer, producer)."""
+        stats = orjson.loads(stats_json)
+        totals: dict[str, int] = {}
+        for broker in (stats.get("brokers") or {}).values():
+            for request, n in (broker.get("req") or {}).items():
+                if n:
+                    totals[request] = totals.get(request, 0) + int(n)
+        self.requests = {
+            **{k: v for k, v in self.requests.items() if k[0] != client},
+            **{(client, request): n for request, n in totals.items()},
+        }
+        self.records = {
+            **{k: v for k, v in self.records.items() if k[0] != client},
+            (client, "received"): int(stats.get("rxmsgs") or 0),
+            (client, "sent"): int(stats.get("txmsgs") or 0),
+        }
+
+    def collect(self) -> Iterable[Any]:
+        requests = CounterMetricFamily(
+            "sendgate_kafka_requests", "Requests the worker's Kafka clients sent, by type",
+            labels=["client", "request"])
+        for (client, request), n in sorted(self.requests.items()):
+            requests.add_metric([client, request], n)
+        records = CounterMetricFamily(
+            "sendgate_kafka_client_records", "Records the worker's Kafka clients received "
+            "(fetched, re-fetches included) and sent", labels=["client", "direction"])
+        for (client, direction), n in sorted(self.records.items()):
+            records.add_metric([client, direction], n)
+        return [requests, records]
+
+
 class Metrics:
     """The Prometheus series of the worker (issue 5 §5)."""
 
@@ -176,6 +222,8 @@ class Metrics:
             "sendgate_consumer_lag", "Records behind the log end", ["topic", "partition"],
             registry=r,
         )
+        self.kafka = KafkaClientStats()
+        r.register(self.kafka)
         self.late = Counter(
             "sendgate_merge_late_records",
             "Input records fetched after a record later in the merge order was folded",

@@ -78,6 +78,19 @@ LIVE_TICK_S = 0.005
 the next 5 ms, so a turn of the loop handles a batch, not one record."""
 
 
+def _statistics(interval_ms: int, on_stats: Callable[[str, str], None] | None,
+                client: str) -> dict[str, object]:
+    """librdkafka's statistics every `interval_ms`, handed to `on_stats(client, json)` (from
+    inside `consume`/`poll`, on the worker's thread); nothing when off."""
+    if interval_ms <= 0 or on_stats is None:
+        return {}
+
+    def stats_cb(stats_json: str) -> None:
+        on_stats(client, stats_json)
+
+    return {"statistics.interval.ms": interval_ms, "stats_cb": stats_cb}
+
+
 def changelog_topic(app_id: str, topic_prefix: str = "") -> str:
     """`{prefix}{app_id}-contact-state-changelog` (the name faust gave it, so `view
     follow`, `view rebuild` and `export` read either runtime's changelog)."""
@@ -112,6 +125,8 @@ class RuntimeConfig:
     5 minutes and the worker decided nothing (chaos test, sixth session)."""
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 5
+    stats_interval_ms: int = 0
+    """librdkafka statistics of the consumer and the producer, handed to `on_stats` (0: off)."""
     store: StoreOptions = field(default_factory=StoreOptions)
 
     @property
@@ -138,7 +153,8 @@ class DeliveryFailed(RuntimeError):
 class TaskRuntime:
     def __init__(self, gate: Gate, cfg: RuntimeConfig,
                  on_lag: Callable[[str, int, int], None] | None = None,
-                 on_late: Callable[[str], None] | None = None) -> None:
+                 on_late: Callable[[str], None] | None = None,
+                 on_stats: Callable[[str, str], None] | None = None) -> None:
         self.gate = gate
         self.cfg = cfg
         self.on_lag = on_lag
@@ -187,6 +203,7 @@ class TaskRuntime:
             "queued.max.messages.kbytes": 32768,
             "enable.partition.eof": False,
             "on_commit": self._offsets_committed,
+            **_statistics(cfg.stats_interval_ms, on_stats, "consumer"),
         }))
         extra: dict[str, object] = {
             "linger.ms": cfg.linger_ms,
@@ -194,6 +211,7 @@ class TaskRuntime:
             "enable.idempotence": True,
             "message.max.bytes": PRODUCER_MAX_REQUEST,
             "compression.type": "lz4",
+            **_statistics(cfg.stats_interval_ms, on_stats, "producer"),
         }
         if cfg.exactly_once:
             extra["transactional.id"] = f"{cfg.group_id}-{_stable_id(cfg.data_dir)}"

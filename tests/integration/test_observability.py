@@ -96,6 +96,7 @@ def test_traces_metrics_and_no_pii(
         "OTEL_SERVICE_NAME": "sendgate-test",
         "SENDGATE_REDIS_URL": view_db,
         "SENDGATE_VIEW_NAMESPACE": f"{unique_name}:view:",
+        "SENDGATE_KAFKA_STATS_INTERVAL_MS": "1000",
     })
     w.metrics_port = metrics_port
     c = codec()
@@ -112,6 +113,11 @@ def test_traces_metrics_and_no_pii(
         observed = reader.wait_for_requests(requests | {"OBS-traced"}, timeout=180, settle=6.0)
         metrics = scrape_until(metrics_port, lambda m: sum(
             v for k, v in m.items() if k.startswith("sendgate_events_total{")) >= len(flat) + 1)
+        kafka_requests = [f'sendgate_kafka_requests_total{{client="{client}",request="{r}"}}'
+                          for client, r in (("consumer", "Fetch"), ("producer", "Produce"))]
+        received = 'sendgate_kafka_client_records_total{client="consumer",direction="received"}'
+        kafka = scrape_until(metrics_port, lambda m: all(
+            m.get(k, 0) > 0 for k in kafka_requests) and m.get(received, 0) >= len(flat) + 1)
     reader.close()
 
     # --- metrics match what was emitted (issue 5 §5)
@@ -127,6 +133,9 @@ def test_traces_metrics_and_no_pii(
     assert inputs == len(flat) + 1
     assert metrics.get("sendgate_decision_latency_seconds_count", 0) >= len(requests)
     assert any(k.startswith("sendgate_consumer_lag{") for k in metrics)
+    # the broker's share (README): librdkafka's request counts of the worker's clients
+    assert all(kafka.get(k, 0) > 0 for k in kafka_requests), kafka_requests
+    assert kafka[received] >= len(flat) + 1
 
     # --- the trace is continued and injected (issue 5 §4)
     out = observed.decisions["OBS-traced"][-1]

@@ -82,3 +82,54 @@ def test_latency_histogram_buckets_are_cumulative_and_le_inclusive() -> None:
     assert lines['sendgate_decision_latency_seconds_bucket{le="+Inf"}'] == "6.0"
     assert lines["sendgate_decision_latency_seconds_count"] == "6.0"
     assert abs(float(lines["sendgate_decision_latency_seconds_sum"]) - 402.0111) < 1e-9
+
+
+def _stats(brokers: dict[str, dict[str, int]], rx: int, tx: int) -> str:
+    """librdkafka's statistics JSON, reduced to the fields the collector reads."""
+    import json
+
+    return json.dumps({"name": "rdkafka#x-1", "rxmsgs": rx, "txmsgs": tx,
+                       "brokers": {name: {"req": req} for name, req in brokers.items()}})
+
+
+def test_kafka_client_stats_sum_the_brokers_and_replace_each_clients_snapshot() -> None:
+    """README "The broker's share": requests by type, summed over the client's brokers (the
+    group coordinator is one of librdkafka's broker entries); a later callback of a client
+    replaces its numbers (librdkafka's counts run from the client's start), the other
+    client's stay."""
+    from streams.app.telemetry import Metrics
+
+    m = Metrics()
+    m.kafka.update("consumer", _stats({"b:9092/1": {"Fetch": 12, "Produce": 0},
+                                       "GroupCoordinator": {"OffsetCommit": 3, "Fetch": 0}},
+                                      rx=500, tx=0))
+    m.kafka.update("producer", _stats({"b:9092/1": {"Produce": 40},
+                                       "b:9093/2": {"Produce": 2}}, rx=0, tx=420))
+    m.kafka.update("consumer", _stats({"b:9092/1": {"Fetch": 20},
+                                       "GroupCoordinator": {"OffsetCommit": 5}},
+                                      rx=900, tx=0))
+
+    def sample(name: str, **labels: str) -> float | None:
+        return m.registry.get_sample_value(name, labels)
+
+    assert sample("sendgate_kafka_requests_total", client="consumer", request="Fetch") == 20
+    assert sample("sendgate_kafka_requests_total", client="consumer",
+                  request="OffsetCommit") == 5
+    assert sample("sendgate_kafka_requests_total", client="consumer", request="Produce") is None
+    assert sample("sendgate_kafka_requests_total", client="producer", request="Produce") == 42
+    assert sample("sendgate_kafka_client_records_total", client="consumer",
+                  direction="received") == 900
+    assert sample("sendgate_kafka_client_records_total", client="producer",
+                  direction="sent") == 420
+
+
+def test_the_runtime_asks_librdkafka_for_statistics_only_when_someone_takes_them() -> None:
+    from streams.runtime.tasks import _statistics
+
+    got: list[tuple[str, str]] = []
+    assert _statistics(0, lambda c, js: got.append((c, js)), "consumer") == {}
+    assert _statistics(30_000, None, "consumer") == {}
+    conf = _statistics(30_000, lambda c, js: got.append((c, js)), "producer")
+    assert conf["statistics.interval.ms"] == 30_000
+    conf["stats_cb"]("{}")  # type: ignore[operator]
+    assert got == [("producer", "{}")]
