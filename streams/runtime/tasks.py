@@ -81,12 +81,17 @@ the next 5 ms, so a turn of the loop handles a batch, not one record."""
 def _statistics(interval_ms: int, on_stats: Callable[[str, str], None] | None,
                 client: str) -> dict[str, object]:
     """librdkafka's statistics every `interval_ms`, handed to `on_stats(client, json)` (from
-    inside `consume`/`poll`, on the worker's thread); nothing when off."""
+    inside `consume`/`poll`, on the worker's thread); nothing when off. A failing `on_stats`
+    is logged, not raised: confluent-kafka would raise it out of `consume`, and metrics must
+    not stop the gate."""
     if interval_ms <= 0 or on_stats is None:
         return {}
 
     def stats_cb(stats_json: str) -> None:
-        on_stats(client, stats_json)
+        try:
+            on_stats(client, stats_json)
+        except Exception:
+            log.warning("%s statistics not taken", client, exc_info=True)
 
     return {"statistics.interval.ms": interval_ms, "stats_cb": stats_cb}
 

@@ -133,3 +133,15 @@ def test_the_runtime_asks_librdkafka_for_statistics_only_when_someone_takes_them
     assert conf["statistics.interval.ms"] == 30_000
     conf["stats_cb"]("{}")  # type: ignore[operator]
     assert got == [("producer", "{}")]
+
+
+def test_statistics_that_cannot_be_taken_do_not_stop_the_worker() -> None:
+    from streams.app.telemetry import Metrics
+    from streams.runtime.tasks import _statistics
+
+    m = Metrics()
+    conf = _statistics(1_000, m.kafka.update, "consumer")
+    conf["stats_cb"]("not json")  # type: ignore[operator]
+    conf["stats_cb"](_stats({"b:9092/1": {"Fetch": 3}}, rx=1, tx=0))  # type: ignore[operator]
+    assert m.registry.get_sample_value(
+        "sendgate_kafka_requests_total", {"client": "consumer", "request": "Fetch"}) == 3
