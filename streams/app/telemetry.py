@@ -152,15 +152,11 @@ class KafkaClientStats:
             for request, n in (broker.get("req") or {}).items():
                 if n:
                     totals[request] = totals.get(request, 0) + int(n)
-        self.requests = {
-            **{k: v for k, v in self.requests.items() if k[0] != client},
-            **{(client, request): n for request, n in totals.items()},
-        }
-        self.records = {
-            **{k: v for k, v in self.records.items() if k[0] != client},
-            (client, "received"): int(stats.get("rxmsgs") or 0),
-            (client, "sent"): int(stats.get("txmsgs") or 0),
-        }
+        self.requests = _with_client(self.requests, client, totals)
+        self.records = _with_client(self.records, client, {
+            "received": int(stats.get("rxmsgs") or 0),
+            "sent": int(stats.get("txmsgs") or 0),
+        })
 
     def collect(self) -> Iterable[Any]:
         requests = CounterMetricFamily(
@@ -174,6 +170,13 @@ class KafkaClientStats:
         for (client, direction), n in sorted(self.records.items()):
             records.add_metric([client, direction], n)
         return [requests, records]
+
+
+def _with_client(snapshot: dict[tuple[str, str], int], client: str,
+                 values: dict[str, int]) -> dict[tuple[str, str], int]:
+    """`snapshot` with the entries of `client` replaced by `values`, as a new dict."""
+    return {**{k: v for k, v in snapshot.items() if k[0] != client},
+            **{(client, name): n for name, n in values.items()}}
 
 
 class Metrics:
